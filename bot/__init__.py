@@ -1,0 +1,1 @@
+"""Slack support bot: an LLM and human staff answer customers together."""

@@ -1,0 +1,77 @@
+"""Command line: `python -m bot run | migrate | sandbox`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.config import ConfigError, check_slack_secrets, load_config
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Libraries that would log request details (and with them tokens) at DEBUG stay quieter.
+    for noisy in ("slack_sdk", "slack_bolt", "LiteLLM", "litellm", "httpx", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the bot (migrates the database first)")
+    run.add_argument("--config", default="app.yaml")
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
+    migrate.add_argument("--config", default="app.yaml")
+    sandbox = commands.add_parser("sandbox",
+                                  help="run the bot against a local Slack in the browser")
+    sandbox.add_argument("--config", default="app.yaml")
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _configure_logging(config.log_level)
+
+    if args.command == "migrate":
+        from storage.migrate import upgrade_to_head
+
+        upgrade_to_head(config.database.url)
+        print(f"database is at the latest schema ({_safe_url(config.database.url)})")
+        return 0
+    if args.command == "run":
+        try:
+            check_slack_secrets(config)
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        from bot.bot_process import run_forever
+
+        try:
+            asyncio.run(run_forever(config))
+        except KeyboardInterrupt:
+            pass
+        return 0
+    from sandbox.run import run_sandbox
+
+    try:
+        asyncio.run(run_sandbox(config, host=args.host, port=args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""One call to the model through litellm, with retries; results as plain data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm
+
+from bot.config import LlmSettings
+
+log = logging.getLogger(__name__)
+litellm.suppress_debug_info = True
+
+
+class ModelError(Exception):
+    """The model could not be reached or answered unusably after retries."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    text: str | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+def _parse_arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class ModelClient:
+    def __init__(self, settings: LlmSettings) -> None:
+        self._settings = settings
+
+    def _common(self) -> dict[str, Any]:
+        settings = self._settings
+        args: dict[str, Any] = {"model": settings.model, "timeout": settings.timeout_seconds}
+        if settings.api_base:
+            args["api_base"] = settings.api_base
+        if settings.api_key.get_secret_value():
+            args["api_key"] = settings.api_key.get_secret_value()
+        return args
+
+    async def complete(self, messages: list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None = None,
+                       *, model: str | None = None, **extra: Any) -> ModelResult:
+        args = {**self._common(), "messages": messages,
+                "temperature": self._settings.temperature,
+                "max_tokens": self._settings.max_output_tokens,
+                "num_retries": self._settings.retries, **extra}
+        if model:
+            args["model"] = model
+        if tools:
+            args["tools"] = tools
+        try:
+            response = await litellm.acompletion(**args)
+        except Exception as error:
+            raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
+        choice = response.choices[0]
+        message = choice.message
+        calls = [ToolCall(id=call.id, name=call.function.name,
+                          arguments=_parse_arguments(call.function.arguments))
+                 for call in (message.tool_calls or [])]
+        usage = getattr(response, "usage", None)
+        return ModelResult(
+            text=message.content or None, tool_calls=calls, model=response.model,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+        )
+
+    async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
+        try:
+            response = await litellm.aembedding(model=model, input=texts, **self._common_no_model())
+        except Exception as error:
+            raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
+        return [item["embedding"] for item in response.data]
+
+    def _common_no_model(self) -> dict[str, Any]:
+        args = self._common()
+        args.pop("model")
+        return args
+
+
+async def warm_up() -> None:
+    """Pay litellm's lazy imports at start-up, not on a customer's first message."""
+    await litellm.acompletion(
+        model="openai/warm-up", messages=[{"role": "user", "content": "hi"}],
+        mock_response="ok", tools=[{"type": "function", "function": {
+            "name": "noop", "parameters": {"type": "object", "properties": {}}}}],
+    )

@@ -1,0 +1,235 @@
+"""One model step for a conversation, from stored history to stored result and queued posts.
+
+Record before attempt: a `pending` assistant row is saved before litellm is called and replaced
+by the result; a crash leaves the work item open and the next attempt fails the stale row first.
+A step that ends in askHuman calls simply ends: the human request rows are the state, and a
+staff answer later queues a new step.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import texts
+from bot.agent.context import build_model_messages
+from bot.agent.model import ModelClient, ModelError, ModelResult
+from bot.agent.tools import ASK_HUMAN, TRANSFER_TO_HUMAN, tools_for
+from bot.config import AppConfig
+from bot.services.outbox import SUPPORT_THREAD
+from bot.slack.blocks import human_request_blocks
+from bot.slack.mrkdwn import split_message, to_mrkdwn
+from storage import conversations, human_requests, messages, work
+from storage.models import Conversation, Message, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step did: `answered`, `asked`, `transferred`, `failed` or `idle`."""
+
+    kind: str
+
+
+def needs_reply(history: list[Message]) -> bool:
+    """True when the last entry is the customer's or a tool result the model has not seen."""
+    if not history:
+        return False
+    return history[-1].role in ("user", "tool")
+
+
+def latest_customer_ts(history: list[Message]) -> str | None:
+    for message in reversed(history):
+        if message.role == "user" and message.slack_ts:
+            return message.slack_ts
+    return None
+
+
+def conversation_excerpt(history: list[Message], limit: int = 6) -> list[str]:
+    lines = []
+    for message in history:
+        if message.text and message.role in ("user", "assistant"):
+            who = "Customer" if message.role == "user" else (message.agent_name or "Bot")
+            lines.append(texts.excerpt_line(who, message.text))
+    return lines[-limit:]
+
+
+class Agent:
+    def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
+                 model: ModelClient, *, on_transfer: Any = None) -> None:
+        self._config = config
+        self._sessions = sessions
+        self._model = model
+        self._on_transfer = on_transfer
+
+    async def step(self, conversation_id: int, *, upto_message_id: int | None = None,
+                   ) -> StepOutcome:
+        """Answer the conversation, or only up to one customer message: two quick messages
+        get two answers, in order, the second seeing the first."""
+        async with self._sessions() as session:
+            conversation = await conversations.get_conversation(session, conversation_id)
+            if conversation is None or conversation.assignee != "bot":
+                return StepOutcome("idle")
+            if await human_requests.pending_requests(session, conversation_id):
+                return StepOutcome("idle")
+            history = await messages.list_history(session, conversation_id)
+            turn_order = None
+            if upto_message_id is not None:
+                upto = await messages.get_message(session, upto_message_id)
+                if upto is not None:
+                    turn_order = upto.order
+                    history = [m for m in history if m.order <= upto.order]
+            if not needs_reply(history):
+                return StepOutcome("idle")
+            await self._fail_stale_pending(session, conversation_id)
+            pending = await messages.add_message(
+                session, conversation_id=conversation_id, role="assistant", status="pending",
+                in_order=turn_order)
+            await session.commit()
+        prompt = build_model_messages(history, system_prompt=self._config.llm.system_prompt,
+                                      budget_tokens=self._config.llm.context_tokens)
+        try:
+            result = await self._model.complete(prompt, tools_for(self._config.routing.router))
+        except ModelError as error:
+            log.error("model failed for conversation %s: %s", conversation_id, error)
+            await self._record_failure(pending.id, history, str(error))
+            return StepOutcome("failed")
+        return await self._record_result(pending.id, history, result)
+
+    async def _fail_stale_pending(self, session: AsyncSession, conversation_id: int) -> None:
+        await session.execute(
+            update(Message)
+            .where(Message.conversation_id == conversation_id, Message.status == "pending")
+            .values(status="failed")
+        )
+
+    async def _record_result(self, message_id: int, history: list[Message],
+                             result: ModelResult) -> StepOutcome:
+        async with self._sessions() as session:
+            message = await messages.get_message(session, message_id)
+            conversation = await conversations.get_conversation(session, message.conversation_id)
+            message.status = "success"
+            message.text = result.text
+            message.model = result.model
+            message.prompt_tokens = result.prompt_tokens
+            message.completion_tokens = result.completion_tokens
+            message.tool_calls = [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in result.tool_calls
+            ] or None
+            asks = [c for c in result.tool_calls if c.name == ASK_HUMAN]
+            transfers = [c for c in result.tool_calls if c.name == TRANSFER_TO_HUMAN]
+            others = [c for c in result.tool_calls if c.name not in (ASK_HUMAN, TRANSFER_TO_HUMAN)]
+            for call in others:
+                await messages.add_tool_result(
+                    session, call_message=message, tool_call_id=call.id, tool_name=call.name,
+                    text=f"Unknown tool {call.name}; answer without it.")
+            if result.text:
+                await self._queue_customer_post(session, conversation, message, result.text)
+            outcome = "answered"
+            if transfers:
+                outcome = "transferred"
+                await self._transfer(session, conversation, message, transfers[0], history)
+            elif asks:
+                outcome = "asked"
+                await self._ask_humans(session, conversation, message, asks, history)
+                if not result.text:
+                    await self._queue_customer_post(session, conversation, None,
+                                                    texts.waiting_on_team_note())
+            elif others:
+                await work.add_work(session, conversation_id=conversation.id, kind="respond")
+            await self._clear_holding_reaction(session, conversation, history)
+            await session.commit()
+            return StepOutcome(outcome)
+
+    async def _queue_customer_post(self, session: AsyncSession, conversation: Conversation,
+                                   message: Message | None, text: str) -> None:
+        if self._config.channels.is_draft(conversation.channel_id) and message is not None:
+            await work.add_work(session, conversation_id=conversation.id, kind="draft",
+                                payload={"message_id": message.id})
+            return
+        key_base = (f"answer:{message.id}" if message
+                    else f"note:{conversation.id}:{utcnow().timestamp()}")
+        for index, chunk in enumerate(split_message(to_mrkdwn(text))):
+            await work.add_post(
+                session, key=f"{key_base}:{index}", method="chat.postMessage",
+                conversation_id=conversation.id,
+                on_sent={"message_id": message.id} if message else None,
+                args={"channel": conversation.channel_id, "thread_ts": conversation.thread_ts,
+                      "text": chunk},
+            )
+
+    async def _ask_humans(self, session: AsyncSession, conversation: Conversation,
+                          message: Message, asks: list[Any], history: list[Message]) -> None:
+        timers = self._config.timers
+        now = utcnow()
+        first = conversation.support_thread_ts is None
+        for index, call in enumerate(asks):
+            question = str(call.arguments.get("question") or call.arguments.get("_raw") or "")
+            request = await human_requests.create_request(
+                session, conversation_id=conversation.id, message_id=message.id,
+                tool_call_id=call.id, question=question or "(the model asked without a question)",
+                remind_at=now + timers.remind_after, escalate_at=now + timers.escalate_after,
+                give_up_at=now + timers.give_up_after,
+            )
+            opens_thread = first and index == 0
+            blocks = human_request_blocks(
+                case_number=conversation.case_number or conversation.id,
+                customer_name=conversation.customer_name or "Customer",
+                channel_id=conversation.channel_id, thread_ts=conversation.thread_ts,
+                excerpt=conversation_excerpt(history) if opens_thread else [],
+                request_id=request.id, number=request.number, question=request.question,
+                first=opens_thread,
+            )
+            await work.add_post(
+                session, key=f"ask:{request.id}", method="chat.postMessage",
+                conversation_id=conversation.id,
+                on_sent={"human_request_ids": [request.id], "support_thread": opens_thread},
+                args={"channel": self._config.channels.support, "thread_ts": SUPPORT_THREAD,
+                      "text": f"{texts.human_request_header(conversation.case_number or 0)}: "
+                              f"{request.question}",
+                      "blocks": blocks},
+            )
+        if conversation.waiting_on_humans_since is None:
+            conversation.waiting_on_humans_since = now
+
+    async def _transfer(self, session: AsyncSession, conversation: Conversation,
+                        message: Message, call: Any, history: list[Message]) -> None:
+        reason = str(call.arguments.get("reason") or "the model asked for a human")
+        await messages.add_tool_result(
+            session, call_message=message, tool_call_id=call.id, tool_name=TRANSFER_TO_HUMAN,
+            text="The conversation was handed to the human support team.")
+        if self._on_transfer is not None:
+            await self._on_transfer(session, conversation, reason, history)
+
+    async def _clear_holding_reaction(self, session: AsyncSession, conversation: Conversation,
+                                      history: list[Message]) -> None:
+        ts = latest_customer_ts(history)
+        if ts:
+            await work.add_post(
+                session, key=f"unreact:{conversation.id}:{ts}:{utcnow().timestamp()}",
+                method="reactions.remove", conversation_id=conversation.id,
+                args={"channel": conversation.channel_id, "ts": ts,
+                      "name": texts.holding_reaction()})
+
+    async def _record_failure(self, message_id: int, history: list[Message], error: str) -> None:
+        async with self._sessions() as session:
+            message = await messages.get_message(session, message_id)
+            message.status = "failed"
+            conversation = await conversations.get_conversation(session, message.conversation_id)
+            await work.add_post(
+                session, key=f"failed:{message.id}", method="chat.postMessage",
+                conversation_id=conversation.id,
+                args={"channel": conversation.channel_id, "thread_ts": conversation.thread_ts,
+                      "text": texts.model_failed_customer()})
+            await work.add_post(
+                session, key=f"failed-staff:{message.id}", method="chat.postMessage",
+                conversation_id=conversation.id,
+                args={"channel": self._config.channels.support,
+                      "text": texts.model_failed_staff(conversation.case_number or 0, error)})
+            await self._clear_holding_reaction(session, conversation, history)
+            await session.commit()

@@ -1,0 +1,69 @@
+"""The running bot: migrate, warm up, connect to Slack (Socket Mode or HTTP), work, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+from bot.agent.model import warm_up
+from bot.config import AppConfig
+from bot.http_server import build_web_app, start_site
+from bot.runtime import Services, build_services
+from bot.slack.app import build_app
+from storage.migrate import upgrade_async
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningBot:
+    services: Services
+    app: AsyncApp
+    http_port: int | None = None
+    _runner: web.AppRunner | None = None
+    _socket: AsyncSocketModeHandler | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.services.close()
+
+
+async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int | None = None,
+                    sweep_seconds: float = 5.0) -> RunningBot:
+    """Start every part and return once the bot is connected and serving."""
+    if migrate:
+        await upgrade_async(config.database.url)
+    await warm_up()
+    services = build_services(config, sweep_seconds=sweep_seconds)
+    app = build_app(services)
+    bot = RunningBot(services=services, app=app)
+    services.worker.start()
+    if config.slack.mode == "http":
+        web_app = build_web_app(app, services.engine, path=config.slack.http.path)
+        port = config.slack.http.port if http_port is None else http_port
+        bot._runner, bot.http_port = await start_site(web_app, host=config.slack.http.host,
+                                                      port=port)
+        log.info("listening for Slack on http://%s:%s%s", config.slack.http.host,
+                 bot.http_port, config.slack.http.path)
+    else:
+        bot._socket = AsyncSocketModeHandler(app, config.slack.app_token.get_secret_value())
+        await bot._socket.connect_async()
+        log.info("connected to Slack in Socket Mode")
+    return bot
+
+
+async def run_forever(config: AppConfig) -> None:
+    bot = await start_bot(config)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await bot.stop()

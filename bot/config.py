@@ -1,0 +1,253 @@
+"""Loads app.yaml into typed settings: environment substitution, validation, clear errors.
+
+Every value may be `${VAR}` or `${VAR:-default}`. Unknown keys are errors naming their path, and a
+missing secret for the chosen Slack mode names the key and the environment variable to set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from bot.timing import parse_duration
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """app.yaml cannot be used; the message names the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = 3000
+    path: str = "/slack/events"
+
+
+class SlackSettings(_Section):
+    mode: Literal["socket", "http"] = "socket"
+    bot_token: SecretStr = SecretStr("")
+    app_token: SecretStr = SecretStr("")
+    signing_secret: SecretStr = SecretStr("")
+    api_url: str = "https://slack.com/api/"
+    http: HttpSettings = HttpSettings()
+    command: str = "/handoff"
+
+    @field_validator("api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("command")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/', for example /handoff")
+        return value
+
+
+class ChannelSettings(_Section):
+    support: str = ""
+    customer: Literal["*"] | list[str] = "*"
+    escalation: str | None = None
+    draft: bool | list[str] = False
+
+    def is_customer_channel(self, channel_id: str) -> bool:
+        if not channel_id or channel_id == self.support or channel_id == self.escalation:
+            return False
+        if self.customer == "*":
+            return True
+        return channel_id in self.customer
+
+    def is_draft(self, channel_id: str) -> bool:
+        if isinstance(self.draft, bool):
+            return self.draft
+        return channel_id in self.draft
+
+
+class StaffSettings(_Section):
+    users: list[str] = []
+    usergroup: str | None = None
+    note_prefix: str = "//"
+    oncall: list[str] = []
+
+
+class LlmSettings(_Section):
+    model: str = "openai/gpt-4o-mini"
+    api_base: str | None = None
+    api_key: SecretStr = SecretStr("")
+    system_prompt: str = (
+        "You are a friendly, precise customer support agent. Answer the customer's question "
+        "in their thread. When you need a fact, a confirmation or a decision that only the "
+        "support team has, call askHuman with one clear question instead of guessing."
+    )
+    context_tokens: int = Field(default=6000, ge=500)
+    max_output_tokens: int = Field(default=800, ge=16)
+    temperature: float = 0.3
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=3, ge=0)
+
+    @field_validator("api_base", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return value or None
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///bot.db"
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+class BusinessHoursSettings(_Section):
+    timezone: str = "UTC"
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = [
+        "mon", "tue", "wed", "thu", "fri",
+    ]
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+    holidays: list[str] = []
+
+
+class TimerSettings(_Section):
+    remind_after: timedelta = timedelta(minutes=10)
+    max_reminders: int = Field(default=3, ge=0)
+    escalate_after: timedelta = timedelta(minutes=30)
+    give_up_after: timedelta = timedelta(hours=4)
+    notify_customer_after: timedelta = timedelta(minutes=15)
+    release_after: timedelta = timedelta(hours=24)
+    release_to: Literal["bot", "humans"] = "bot"
+    business_hours: BusinessHoursSettings | None = None
+
+    @field_validator(
+        "remind_after", "escalate_after", "give_up_after", "notify_customer_after",
+        "release_after", mode="before",
+    )
+    @classmethod
+    def _parse(cls, value: Any) -> timedelta:
+        return _duration(value)
+
+
+class RoutingSettings(_Section):
+    router: Literal["none", "classifier", "embeddings", "structured", "tool"] = "tool"
+    model: str | None = None
+    embedding_model: str = "openai/text-embedding-3-small"
+    examples_file: str | None = None
+    threshold: float = Field(default=0.8, ge=0, le=1)
+
+
+class AppConfig(_Section):
+    slack: SlackSettings = SlackSettings()
+    channels: ChannelSettings = ChannelSettings()
+    staff: StaffSettings = StaffSettings()
+    llm: LlmSettings = LlmSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    timers: TimerSettings = TimerSettings()
+    routing: RoutingSettings = RoutingSettings()
+    log_level: str = "INFO"
+
+
+def substitute_env(value: Any, environ: dict[str, str] | None = None) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree."""
+    env = os.environ if environ is None else environ
+    if isinstance(value, dict):
+        return {key: substitute_env(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        return ""
+
+    return _ENV_PATTERN.sub(replace, value)
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source} is not valid:"]
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see app.yaml in the repository)"
+        else:
+            message = item["msg"]
+        lines.append(f"  {path}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any] | None, *, source: str = "app.yaml",
+                 environ: dict[str, str] | None = None) -> AppConfig:
+    """Validate a parsed app.yaml tree (after environment substitution)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return AppConfig.model_validate(substitute_env(raw, environ))
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def load_config(path: str | Path = "app.yaml", *, environ: dict[str, str] | None = None,
+                ) -> AppConfig:
+    """Read and validate app.yaml; a missing file means all defaults."""
+    file = Path(path)
+    if not file.exists():
+        return parse_config({}, source=str(file), environ=environ)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file}: not valid YAML: {error}") from None
+    return parse_config(raw, source=str(file), environ=environ)
+
+
+def check_slack_secrets(config: AppConfig) -> None:
+    """Stop start-up when the chosen Slack mode lacks a secret, naming key and variable."""
+    slack = config.slack
+    if not slack.bot_token.get_secret_value():
+        raise ConfigError(
+            "slack.bot_token is empty: no Slack workspace is configured.\n"
+            "  To connect to Slack, create the app from slack-manifest.yaml (see README, "
+            "'Create the Slack app'),\n"
+            "  then export SLACK_BOT_TOKEN (xoxb-...) and, for Socket Mode, SLACK_APP_TOKEN "
+            "(xapp-...).\n"
+            "  To try the bot without Slack, run: python -m bot sandbox"
+        )
+    if slack.mode == "socket" and not slack.app_token.get_secret_value():
+        raise ConfigError(
+            "slack.app_token is required when slack.mode is 'socket': export SLACK_APP_TOKEN "
+            "(an app-level token with the connections:write scope, xapp-...)"
+        )
+    if slack.mode == "http" and not slack.signing_secret.get_secret_value():
+        raise ConfigError(
+            "slack.signing_secret is required when slack.mode is 'http': export "
+            "SLACK_SIGNING_SECRET (Basic Information → App Credentials)"
+        )
+    if not config.channels.support:
+        raise ConfigError("channels.support is empty: set the id of the internal support channel")

@@ -1,0 +1,1 @@
+"""Use cases: the only callers of storage and litellm. Listeners, jobs and the CLI call these."""

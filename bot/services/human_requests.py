@@ -1,0 +1,161 @@
+"""Answers to askHuman questions: from a support-thread reply, the modal, or the buttons.
+
+Each closes one pending request exactly once (a conditional update), stores the tool result with
+`provider: human` metadata in the turn of its call, and, when the step has no pending question
+left, queues the model's continuation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import texts
+from bot.agent.tools import ASK_HUMAN
+from bot.errors import CaseNotFound, RequestClosed
+from bot.services.intake import human_metadata
+from bot.slack.blocks import closed_request_blocks
+from storage import conversations, events, human_requests, messages, work
+from storage.models import Conversation, HumanRequest
+
+_NUMBERED_REPLY = re.compile(r"^\s*#(\d+)\b[\s:,.-]*(.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Closed:
+    conversation_id: int
+    request_number: int
+    continues: bool
+
+
+def parse_numbered_reply(text: str) -> tuple[int | None, str]:
+    """`#2 the answer` → (2, "the answer"); anything else → (None, text)."""
+    match = _NUMBERED_REPLY.match(text)
+    if match and match.group(2).strip():
+        return int(match.group(1)), match.group(2).strip()
+    return None, text.strip()
+
+
+class HumanRequests:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], support_channel: str) -> None:
+        self._sessions = sessions
+        self._support_channel = support_channel
+
+    async def pending_for_support_thread(
+        self, support_thread_ts: str
+    ) -> tuple[Conversation | None, list[HumanRequest]]:
+        async with self._sessions() as session:
+            conversation = await conversations.find_conversation_by_support_thread(
+                session, support_thread_ts=support_thread_ts)
+            if conversation is None:
+                return None, []
+            return conversation, await human_requests.pending_requests(session, conversation.id)
+
+    async def answer_from_reply(self, *, conversation_id: int, text: str, user_id: str,
+                                name: str, reply_key: str) -> Closed | None:
+        """A staff reply in the support thread answers the oldest pending question, or `#N`.
+        None for a delivery already handled (Slack's retry of the same reply)."""
+        number, answer = parse_numbered_reply(text)
+        async with self._sessions() as session:
+            if not await events.accept_once(session, reply_key):
+                return None
+            if number is None:
+                pending = await human_requests.pending_requests(session, conversation_id)
+                if not pending:
+                    raise RequestClosed(texts.no_pending_question(conversation_id))
+                request = pending[0]
+            else:
+                request = await human_requests.find_request_by_number(
+                    session, conversation_id=conversation_id, number=number)
+                if request is None:
+                    raise CaseNotFound(texts.no_pending_question(conversation_id))
+            return await self._close(session, request, status="answered", result=answer,
+                                     answer=answer, user_id=user_id, name=name, human=True)
+
+    async def answer(self, *, request_id: int, text: str, user_id: str, name: str) -> Closed:
+        async with self._sessions() as session:
+            request = await human_requests.get_request(session, request_id)
+            if request is None:
+                raise RequestClosed("That question no longer exists.")
+            return await self._close(session, request, status="answered", result=text,
+                                     answer=text, user_id=user_id, name=name, human=True)
+
+    async def let_bot_answer(self, *, request_id: int, user_id: str, name: str) -> Closed:
+        async with self._sessions() as session:
+            request = await human_requests.get_request(session, request_id)
+            if request is None:
+                raise RequestClosed("That question no longer exists.")
+            return await self._close(session, request, status="answered",
+                                     result=texts.bot_answers_alone_result(name),
+                                     answer="(let the bot answer)", user_id=user_id, name=name,
+                                     human=True)
+
+    async def cancel(self, *, request_id: int, user_id: str, name: str) -> Closed:
+        async with self._sessions() as session:
+            request = await human_requests.get_request(session, request_id)
+            if request is None:
+                raise RequestClosed("That question no longer exists.")
+            return await self._close(session, request, status="cancelled",
+                                     result=texts.request_cancelled_result(name), answer=None,
+                                     user_id=user_id, name=name, human=True)
+
+    async def close_in_session(self, session: AsyncSession, request: HumanRequest, *,
+                               status: str, result: str, by: str, name: str,
+                               human: bool) -> bool:
+        """Close one request inside the caller's transaction (take-over, give-up)."""
+        if not await human_requests.close_request(session, request_id=request.id, status=status,
+                                                  answer=None, by_user=by, by_name=name):
+            return False
+        await self._store_result(session, request, result, by, name, human)
+        await self._queue_closed_post(session, request, status, name, None)
+        return True
+
+    async def _close(self, session: AsyncSession, request: HumanRequest, *, status: str,
+                     result: str, answer: str | None, user_id: str, name: str,
+                     human: bool) -> Closed:
+        won = await human_requests.close_request(
+            session, request_id=request.id, status=status, answer=answer, by_user=user_id,
+            by_name=name)
+        if not won:
+            await session.rollback()
+            fresh = await human_requests.get_request(session, request.id)
+            raise RequestClosed(texts.request_already_closed(
+                request.number, fresh.status if fresh else "closed",
+                fresh.answered_by_name if fresh else None))
+        await self._store_result(session, request, result, user_id, name, human)
+        await self._queue_closed_post(session, request, status, name, answer)
+        remaining = await human_requests.pending_requests(session, request.conversation_id)
+        step_open = any(r.message_id == request.message_id for r in remaining)
+        if not step_open:
+            await work.add_work(session, conversation_id=request.conversation_id, kind="respond")
+        conversation = await conversations.get_conversation(session, request.conversation_id)
+        if not remaining and conversation is not None:
+            conversation.waiting_on_humans_since = None
+        await session.commit()
+        return Closed(request.conversation_id, request.number, continues=not step_open)
+
+    async def _store_result(self, session: AsyncSession, request: HumanRequest, result: str,
+                            user_id: str, name: str, human: bool) -> None:
+        call_message = await messages.get_message(session, request.message_id)
+        await messages.add_tool_result(
+            session, call_message=call_message, tool_call_id=request.tool_call_id,
+            tool_name=ASK_HUMAN, text=result, agent_name=name if human else None,
+            meta=human_metadata(name, user_id) if human else {"provider": "system"},
+            status="success")
+
+    async def _queue_closed_post(self, session: AsyncSession, request: HumanRequest,
+                                 status: str, name: str, answer: str | None) -> None:
+        if not request.support_ts:
+            return
+        outcome = (texts.human_request_answered(request.number, name, answer)
+                   if status == "answered" and answer
+                   else f"{texts.human_request_closed(request.number, status)} ({name})")
+        await work.add_post(
+            session, key=f"closed:{request.id}", method="chat.update",
+            conversation_id=request.conversation_id,
+            args={"channel": self._support_channel, "ts": request.support_ts,
+                  "text": outcome,
+                  "blocks": closed_request_blocks(number=request.number,
+                                                  question=request.question, outcome=outcome)})

@@ -1,0 +1,92 @@
+"""Pure Block Kit builders (slack_sdk models); none touches the database or the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot import texts
+from bot.slack.ids import CaseAction, RequestAction, RequestView
+
+
+def thread_link(channel_id: str, ts: str, thread_ts: str | None = None) -> str:
+    """A link to a Slack message that works without knowing the workspace's domain."""
+    link = f"https://slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel_id}"
+    return link
+
+
+def _blocks(*blocks: Any) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def case_header_text(*, case_number: int, customer_name: str, channel_id: str,
+                     thread_ts: str) -> str:
+    link = thread_link(channel_id, thread_ts)
+    return (f"*{texts.case_label(case_number)}* · {customer_name} in <#{channel_id}> · "
+            f"<{link}|open the customer's thread>")
+
+
+def human_request_blocks(*, case_number: int, customer_name: str, channel_id: str,
+                         thread_ts: str, excerpt: list[str], request_id: int, number: int,
+                         question: str, first: bool) -> list[dict[str, Any]]:
+    """The support-channel post of one askHuman question (the first one opens the case)."""
+    blocks: list[Any] = []
+    if first:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=case_header_text(
+            case_number=case_number, customer_name=customer_name, channel_id=channel_id,
+            thread_ts=thread_ts))))
+        if excerpt:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
+    blocks.append(SectionBlock(text=MarkdownTextObject(
+        text=texts.human_request_question(number, question)[:2900])))
+    blocks.append(request_buttons(request_id, case_number))
+    hint = MarkdownTextObject(text=texts.human_request_answer_hint())
+    blocks.append(ContextBlock(elements=[hint]))
+    return _blocks(*blocks)
+
+
+def request_buttons(request_id: int, case_number: int) -> ActionsBlock:
+    value = str(request_id)
+    return ActionsBlock(block_id=f"request-{request_id}", elements=[
+        ButtonElement(text="Answer", action_id=RequestAction.answer, value=value, style="primary"),
+        ButtonElement(text="Let the bot answer", action_id=RequestAction.bot_answers, value=value),
+        ButtonElement(text="Cancel question", action_id=RequestAction.cancel, value=value,
+                      style="danger"),
+        ButtonElement(text="Take over", action_id=CaseAction.take, value=str(case_number)),
+    ])
+
+
+def closed_request_blocks(*, number: int, question: str, outcome: str) -> list[dict[str, Any]]:
+    """What a request post becomes once answered, cancelled or expired (no buttons)."""
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=texts.human_request_question(number, question))),
+        ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
+    )
+
+
+def answer_modal(*, request_id: int, number: int, question: str,
+                 case_number: int) -> dict[str, Any]:
+    view = View(
+        type="modal", callback_id=RequestView.answer_submit, private_metadata=str(request_id),
+        title=f"Answer #{number}"[:24], submit="Send answer", close="Cancel",
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(
+                text=f"*{texts.case_label(case_number)}*\n{question}"[:2900])),
+            InputBlock(block_id=RequestView.answer_block, label="Your answer",
+                       element=PlainTextInputElement(action_id=RequestView.answer_input,
+                                                     multiline=True)),
+        ],
+    )
+    return view.to_dict()

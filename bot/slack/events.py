@@ -1,0 +1,28 @@
+"""Event listeners: messages, mentions and reactions become calls on services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.runtime import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+        await services.inbox.on_message_event(body, event)
+
+    async def on_app_mention(body: dict[str, Any], event: dict[str, Any]) -> None:
+        # Slack delivers a mention both as `message` and `app_mention`; the inbox
+        # de-duplicates by message, so handling both is safe and loses nothing.
+        await services.inbox.on_message_event(body, event)
+
+    async def on_member_change(event: dict[str, Any]) -> None:
+        if event.get("channel") == services.config.channels.support:
+            services.people.forget_staff()
+
+    app.event("message")(on_message)
+    app.event("app_mention")(on_app_mention)
+    app.event("member_joined_channel")(on_member_change)
+    app.event("member_left_channel")(on_member_change)

@@ -1,0 +1,157 @@
+"""Queries on conversations (cases): find or create by thread, leases, assignment."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AssignmentChange, Conversation, HumanRequest, WorkItem, utcnow
+
+
+async def get_or_create_conversation(
+    session: AsyncSession, *, team_id: str, channel_id: str, thread_ts: str,
+    customer_user_id: str | None = None, customer_name: str | None = None,
+) -> Conversation:
+    """The conversation of a customer thread; concurrent creators get the same row."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(Conversation).values(
+        team_id=team_id, channel_id=channel_id, thread_ts=thread_ts,
+        customer_user_id=customer_user_id, customer_name=customer_name,
+        assignee="bot", status="open", created_at=utcnow(), updated_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["team_id", "channel_id", "thread_ts"])
+    await session.execute(statement)
+    conversation = (await session.execute(
+        select(Conversation).where(
+            Conversation.team_id == team_id,
+            Conversation.channel_id == channel_id,
+            Conversation.thread_ts == thread_ts,
+        )
+    )).scalar_one()
+    if conversation.case_number is None:
+        conversation.case_number = conversation.id
+    if conversation.customer_user_id is None and customer_user_id:
+        conversation.customer_user_id = customer_user_id
+        conversation.customer_name = customer_name
+    return conversation
+
+
+async def find_conversation_by_thread(
+    session: AsyncSession, *, channel_id: str, thread_ts: str
+) -> Conversation | None:
+    return (await session.execute(
+        select(Conversation).where(
+            Conversation.channel_id == channel_id, Conversation.thread_ts == thread_ts
+        )
+    )).scalars().first()
+
+
+async def find_conversation_by_support_thread(
+    session: AsyncSession, *, support_thread_ts: str
+) -> Conversation | None:
+    return (await session.execute(
+        select(Conversation).where(Conversation.support_thread_ts == support_thread_ts)
+    )).scalars().first()
+
+
+async def get_conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
+    return await session.get(Conversation, conversation_id)
+
+
+async def get_conversation_by_case(session: AsyncSession, case_number: int) -> Conversation | None:
+    return (await session.execute(
+        select(Conversation).where(Conversation.case_number == case_number)
+    )).scalars().first()
+
+
+async def claim_conversation(
+    session: AsyncSession, *, conversation_id: int, owner: str, lease: timedelta
+) -> bool:
+    """Take the conversation's lease if it is free or expired; exactly one claimer wins."""
+    now = utcnow()
+    result = await session.execute(
+        update(Conversation)
+        .where(
+            Conversation.id == conversation_id,
+            or_(Conversation.lease_until.is_(None), Conversation.lease_until < now,
+                Conversation.lease_owner == owner),
+        )
+        .values(lease_owner=owner, lease_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def release_conversation(session: AsyncSession, *, conversation_id: int, owner: str) -> None:
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def conversations_with_open_work(session: AsyncSession, *, limit: int = 50) -> list[int]:
+    """Conversations that have due work and no live lease (the sweep's view)."""
+    now = utcnow()
+    rows = await session.execute(
+        select(WorkItem.conversation_id)
+        .join(Conversation, Conversation.id == WorkItem.conversation_id)
+        .where(
+            WorkItem.status == "open",
+            or_(WorkItem.not_before.is_(None), WorkItem.not_before <= now),
+            or_(Conversation.lease_until.is_(None), Conversation.lease_until < now),
+        )
+        .group_by(WorkItem.conversation_id)
+        .order_by(func.min(WorkItem.id))
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def change_assignee(
+    session: AsyncSession, conversation: Conversation, *, to: str, by: str, reason: str
+) -> AssignmentChange | None:
+    """Record and apply a new assignee; returns None when nothing changes."""
+    if conversation.assignee == to:
+        return None
+    change = AssignmentChange(
+        conversation_id=conversation.id, from_assignee=conversation.assignee,
+        to_assignee=to, changed_by=by, reason=reason,
+    )
+    session.add(change)
+    conversation.assignee = to
+    conversation.last_human_activity_at = utcnow() if to != "bot" else None
+    return change
+
+
+async def list_open_conversations(session: AsyncSession, *, limit: int = 30) -> list[Conversation]:
+    rows = await session.execute(
+        select(Conversation)
+        .where(Conversation.status == "open", Conversation.support_thread_ts.is_not(None))
+        .order_by(Conversation.id.desc())
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def count_pending_requests(
+    session: AsyncSession, conversation_ids: list[int]
+) -> dict[int, int]:
+    if not conversation_ids:
+        return {}
+    rows = await session.execute(
+        select(HumanRequest.conversation_id, func.count())
+        .where(HumanRequest.conversation_id.in_(conversation_ids), HumanRequest.status == "pending")
+        .group_by(HumanRequest.conversation_id)
+    )
+    return {conversation_id: count for conversation_id, count in rows.all()}
+
+
+def waiting_time(conversation: Conversation, now: datetime | None = None) -> timedelta | None:
+    if conversation.waiting_on_humans_since is None:
+        return None
+    return (now or utcnow()) - conversation.waiting_on_humans_since

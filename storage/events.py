@@ -1,0 +1,28 @@
+"""De-duplication of Slack deliveries: a key is accepted once, ever (until pruned)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import ReceivedEvent, utcnow
+
+
+async def accept_once(session: AsyncSession, key: str) -> bool:
+    """Insert the key; False when it was already there (a retry or a duplicate delivery)."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(ReceivedEvent).values(key=key, received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return result.rowcount == 1
+
+
+async def prune_received(session: AsyncSession, *, older_than: datetime) -> int:
+    result = await session.execute(
+        delete(ReceivedEvent).where(ReceivedEvent.received_at < older_than))
+    return result.rowcount or 0

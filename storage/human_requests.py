@@ -1,0 +1,75 @@
+"""Queries on askHuman requests: create, find pending, answer exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import HumanRequest, utcnow
+
+
+async def create_request(
+    session: AsyncSession, *, conversation_id: int, message_id: int, tool_call_id: str,
+    question: str, remind_at: datetime | None = None, escalate_at: datetime | None = None,
+    give_up_at: datetime | None = None,
+) -> HumanRequest:
+    number = (await session.execute(
+        select(func.count()).where(HumanRequest.conversation_id == conversation_id)
+    )).scalar_one() + 1
+    request = HumanRequest(
+        conversation_id=conversation_id, message_id=message_id, tool_call_id=tool_call_id,
+        number=number, question=question, status="pending", remind_at=remind_at,
+        escalate_at=escalate_at, give_up_at=give_up_at, reminders_sent=0,
+    )
+    session.add(request)
+    await session.flush()
+    return request
+
+
+async def pending_requests(session: AsyncSession, conversation_id: int) -> list[HumanRequest]:
+    rows = await session.execute(
+        select(HumanRequest)
+        .where(HumanRequest.conversation_id == conversation_id, HumanRequest.status == "pending")
+        .order_by(HumanRequest.id)
+    )
+    return list(rows.scalars())
+
+
+async def requests_of_message(session: AsyncSession, message_id: int) -> list[HumanRequest]:
+    rows = await session.execute(
+        select(HumanRequest).where(HumanRequest.message_id == message_id).order_by(HumanRequest.id)
+    )
+    return list(rows.scalars())
+
+
+async def get_request(session: AsyncSession, request_id: int) -> HumanRequest | None:
+    return await session.get(HumanRequest, request_id)
+
+
+async def find_request_by_number(
+    session: AsyncSession, *, conversation_id: int, number: int
+) -> HumanRequest | None:
+    return (await session.execute(
+        select(HumanRequest).where(HumanRequest.conversation_id == conversation_id,
+                                   HumanRequest.number == number)
+    )).scalars().first()
+
+
+async def close_request(
+    session: AsyncSession, *, request_id: int, status: str, answer: str | None,
+    by_user: str | None = None, by_name: str | None = None,
+) -> bool:
+    """Move a pending request to `status`; False when someone else closed it first.
+
+    A conditional update, so two staff answering at once (or an answer racing a give-up)
+    resolve to exactly one winner on SQLite and PostgreSQL alike."""
+    result = await session.execute(
+        update(HumanRequest)
+        .where(HumanRequest.id == request_id, HumanRequest.status == "pending")
+        .values(status=status, answer=answer, answered_by=by_user, answered_by_name=by_name,
+                answered_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,93 @@
+"""Queries on a conversation's message history, ordered by (order, step_order)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Message
+
+
+async def _last_position(session: AsyncSession, conversation_id: int) -> tuple[int, int]:
+    row = (await session.execute(
+        select(Message.order, Message.step_order)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.order.desc(), Message.step_order.desc())
+        .limit(1)
+    )).first()
+    return (row[0], row[1]) if row else (-1, -1)
+
+
+async def add_message(
+    session: AsyncSession, *, conversation_id: int, role: str, position: str = "step",
+    text: str | None = None, in_order: int | None = None, **fields: Any,
+) -> Message:
+    """Append a message. `position="turn"` opens a new order (a customer or staff turn);
+    `"step"` continues the current turn (assistant and tool steps), or turn `in_order`."""
+    if in_order is not None:
+        last_step = (await session.execute(
+            select(func.max(Message.step_order)).where(
+                Message.conversation_id == conversation_id, Message.order == in_order)
+        )).scalar_one()
+        message = Message(conversation_id=conversation_id, order=in_order,
+                          step_order=(last_step or 0) + 1, role=role, text=text, **fields)
+        session.add(message)
+        await session.flush()
+        return message
+    order, step = await _last_position(session, conversation_id)
+    if position == "turn" or order < 0:
+        order, step = order + 1, 0
+    else:
+        step += 1
+    message = Message(conversation_id=conversation_id, order=order, step_order=step,
+                      role=role, text=text, **fields)
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def add_tool_result(
+    session: AsyncSession, *, call_message: Message, tool_call_id: str, tool_name: str,
+    text: str, **fields: Any,
+) -> Message:
+    """Store a tool result inside the turn of its call, so it directly follows the call in the
+    model's context even when the customer wrote in between."""
+    last_step = (await session.execute(
+        select(func.max(Message.step_order)).where(
+            Message.conversation_id == call_message.conversation_id,
+            Message.order == call_message.order,
+        )
+    )).scalar_one()
+    message = Message(
+        conversation_id=call_message.conversation_id, order=call_message.order,
+        step_order=(last_step or 0) + 1, role="tool", text=text,
+        tool_call_id=tool_call_id, tool_name=tool_name, **fields,
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+async def list_history(session: AsyncSession, conversation_id: int) -> list[Message]:
+    """Every successful message of a conversation, in order."""
+    rows = await session.execute(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.status == "success")
+        .order_by(Message.order, Message.step_order)
+    )
+    return list(rows.scalars())
+
+
+async def find_message_by_slack_ts(
+    session: AsyncSession, *, conversation_id: int, slack_ts: str
+) -> Message | None:
+    return (await session.execute(
+        select(Message).where(Message.conversation_id == conversation_id,
+                              Message.slack_ts == slack_ts)
+    )).scalars().first()
+
+
+async def get_message(session: AsyncSession, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)

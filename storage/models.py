@@ -1,0 +1,226 @@
+"""SQLAlchemy 2.0 typed models: the whole persistent state of the bot.
+
+The schema only changes through alembic migrations (migrations/versions); these classes are what
+autogenerate compares against.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use storage.clock.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# BigInteger ids that still autoincrement on SQLite (which only does so for INTEGER).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Conversation(Base):
+    """One customer Slack thread; shown to staff as a case `#case_number`."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "thread_ts", name="uq_conversation_thread"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # Short number staff type in commands (`/handoff take 42`); equals id, kept apart for display.
+    case_number: Mapped[int | None] = mapped_column(Integer, unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    # The root ts of the customer's thread: every bot answer goes there.
+    thread_ts: Mapped[str] = mapped_column(String(32))
+    customer_user_id: Mapped[str | None] = mapped_column(String(32))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    # `bot`, `humans` (unclaimed) or a staff member's Slack user id.
+    assignee: Mapped[str] = mapped_column(String(32), default="bot")
+    # open | resolved
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    # The case's thread in the support channel, once one was posted.
+    support_thread_ts: Mapped[str | None] = mapped_column(String(32))
+    # Customer waiting on staff since (for holding notices); null when nobody waits on humans.
+    waiting_on_humans_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    customer_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_human_activity_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Lease: the worker that currently runs this conversation's work items.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    """One entry of a conversation's history, ordered by (order, step_order)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_order", "conversation_id", "order", "step_order"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # `order` counts customer turns; `step_order` the assistant/tool steps inside one turn.
+    order: Mapped[int] = mapped_column(Integer)
+    step_order: Mapped[int] = mapped_column(Integer)
+    # user | assistant | tool
+    role: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    # assistant: [{"id", "name", "arguments"}]; tool: {"tool_call_id", "tool_name"} in tool_result.
+    tool_calls: Mapped[list[Any] | None] = mapped_column(JSON)
+    tool_call_id: Mapped[str | None] = mapped_column(String(128))
+    tool_name: Mapped[str | None] = mapped_column(String(64))
+    agent_name: Mapped[str | None] = mapped_column(String(200))
+    # {"provider": "human", "providerMetadata": {"human": {...}}} for human-written entries.
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    # pending | success | failed
+    status: Mapped[str] = mapped_column(String(16), default="success")
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class HumanRequest(Base):
+    """One askHuman tool call waiting for (or answered by) a person."""
+
+    __tablename__ = "human_requests"
+    __table_args__ = (UniqueConstraint("tool_call_id", name="uq_human_requests_tool_call_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # The assistant message holding the tool call.
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    tool_call_id: Mapped[str] = mapped_column(String(128))
+    # Number within its case, so staff can answer `#2 ...`.
+    number: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    # pending | answered | expired | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    support_ts: Mapped[str | None] = mapped_column(String(32))
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    answered_by_name: Mapped[str | None] = mapped_column(String(200))
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Due times of the follow-ups; the scheduler claims rows whose time has come.
+    remind_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    escalate_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    give_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ReceivedEvent(Base):
+    """De-duplication keys of accepted Slack deliveries (event ids and message keys)."""
+
+    __tablename__ = "received_events"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class WorkItem(Base):
+    """Durable work for one conversation: run the model, relay a reply, post a follow-up."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (Index("ix_work_items_open", "status", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # open | done | failed
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OutboxPost(Base):
+    """A Slack post recorded before it is sent; `key` makes a resend idempotent."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("key", name="uq_outbox_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    # chat.postMessage | chat.update | chat.delete | chat.postEphemeral
+    method: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What to update with the resulting ts: {"message_id": n} or {"human_request_id": n} ...
+    on_sent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # pending | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AssignmentChange(Base):
+    """Audit trail of who responds next: every change of a conversation's assignee."""
+
+    __tablename__ = "assignment_changes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    from_assignee: Mapped[str] = mapped_column(String(32))
+    to_assignee: Mapped[str] = mapped_column(String(32))
+    changed_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

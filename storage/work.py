@@ -1,0 +1,73 @@
+"""Durable work items per conversation and the Slack outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxPost, WorkItem, utcnow
+
+
+async def add_work(
+    session: AsyncSession, *, conversation_id: int, kind: str,
+    payload: dict[str, Any] | None = None, not_before: datetime | None = None,
+) -> WorkItem:
+    item = WorkItem(conversation_id=conversation_id, kind=kind, payload=payload or {},
+                    status="open", attempts=0, not_before=not_before)
+    session.add(item)
+    await session.flush()
+    return item
+
+
+async def next_open_work(session: AsyncSession, conversation_id: int) -> WorkItem | None:
+    now = utcnow()
+    return (await session.execute(
+        select(WorkItem)
+        .where(WorkItem.conversation_id == conversation_id, WorkItem.status == "open",
+               or_(WorkItem.not_before.is_(None), WorkItem.not_before <= now))
+        .order_by(WorkItem.id)
+        .limit(1)
+    )).scalars().first()
+
+
+async def has_open_work(session: AsyncSession, conversation_id: int, kind: str) -> bool:
+    return (await session.execute(
+        select(WorkItem.id).where(WorkItem.conversation_id == conversation_id,
+                                  WorkItem.status == "open", WorkItem.kind == kind).limit(1)
+    )).first() is not None
+
+
+async def add_post(
+    session: AsyncSession, *, key: str, method: str, args: dict[str, Any],
+    conversation_id: int | None = None, on_sent: dict[str, Any] | None = None,
+) -> OutboxPost:
+    post = OutboxPost(key=key, method=method, args=args, conversation_id=conversation_id,
+                      on_sent=on_sent, status="pending", attempts=0)
+    session.add(post)
+    await session.flush()
+    return post
+
+
+async def pending_posts(session: AsyncSession, conversation_id: int | None) -> list[OutboxPost]:
+    query = select(OutboxPost).where(OutboxPost.status == "pending")
+    if conversation_id is None:
+        query = query.where(OutboxPost.conversation_id.is_(None))
+    else:
+        query = query.where(OutboxPost.conversation_id == conversation_id)
+    return list((await session.execute(query.order_by(OutboxPost.id))).scalars())
+
+
+async def get_post(session: AsyncSession, post_id: int) -> OutboxPost | None:
+    return await session.get(OutboxPost, post_id)
+
+
+async def prune_finished(session: AsyncSession, *, older_than: datetime) -> int:
+    work = await session.execute(
+        delete(WorkItem).where(WorkItem.status != "open", WorkItem.created_at < older_than))
+    posts = await session.execute(
+        delete(OutboxPost).where(OutboxPost.status != "pending",
+                                 OutboxPost.created_at < older_than))
+    return (work.rowcount or 0) + (posts.rowcount or 0)

@@ -1,0 +1,1 @@
+"""Tests of the sandbox fakes (Slack emulator, model server, offline model)."""
