@@ -62,11 +62,13 @@ class Worker:
         self._stopping = True
         if self._sweeper:
             self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         tasks = [t for t in self._running.values() if not t.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=10)
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def idle(self) -> None:
         """Wait until no conversation is being drained in this process (for tests, shutdown)."""

@@ -81,11 +81,12 @@ async def model() -> AsyncIterator[ModelServer]:
     await server.stop()
 
 
-def make_config(*, database_url: str, slack: SlackEmulator, model: ModelServer,
+def make_config(*, database_url: str, emulator: SlackEmulator, model: ModelServer,
                 **overrides: Any) -> AppConfig:
+    """The test configuration; `overrides` merge into app.yaml sections by name."""
     raw: dict[str, Any] = {
-        "slack": {"mode": "http", "bot_token": slack.bot_token,
-                  "signing_secret": slack.signing_secret, "api_url": slack.api_url,
+        "slack": {"mode": "http", "bot_token": emulator.bot_token,
+                  "signing_secret": emulator.signing_secret, "api_url": emulator.api_url,
                   "http": {"host": "127.0.0.1", "port": 0}},
         "channels": {"support": SUPPORT, "customer": [CUSTOMERS, OTHER_CUSTOMERS]},
         "llm": {"model": "openai/test-model", "api_base": model.base_url, "api_key": "sk-test",
@@ -108,7 +109,8 @@ async def start(database_url: str, slack: SlackEmulator, model: ModelServer
     running: list[RunningBot] = []
 
     async def factory(**overrides: Any) -> RunningBot:
-        config = make_config(database_url=database_url, slack=slack, model=model, **overrides)
+        config = make_config(database_url=database_url, emulator=slack, model=model,
+                             **overrides)
         bot = await start_bot(config, http_port=0, sweep_seconds=0.5)
         slack.connect_http(f"http://127.0.0.1:{bot.http_port}{config.slack.http.path}")
         running.append(bot)

@@ -22,7 +22,8 @@ async def test_retried_event_is_answered_once(bot, slack, model):
     model.script(Reply("only once"), Reply("a second reply must never be posted"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    first_event = slack.deliveries[-1].event_id
+    first_event = next(d for d in slack.deliveries
+                       if d.payload.get("event", {}).get("ts") == ts).event_id
 
     retry = await slack.redeliver(first_event)
     assert retry.status == 200
