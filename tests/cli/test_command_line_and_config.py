@@ -55,11 +55,11 @@ def test_run_with_a_malformed_config_names_the_key(tmp_path):
 def test_missing_secret_for_the_chosen_mode_is_named():
     http = parse_config({"slack": {"mode": "http", "bot_token": "xoxb-1"},
                          "channels": {"support": "C1"}})
-    with pytest.raises(ConfigError, match="slack.signing_secret.*SLACK_SIGNING_SECRET"):
+    with pytest.raises(ConfigError, match=r"slack\.signing_secret.*SLACK_SIGNING_SECRET"):
         check_slack_secrets(http)
     socket = parse_config({"slack": {"mode": "socket", "bot_token": "xoxb-1"},
                            "channels": {"support": "C1"}})
-    with pytest.raises(ConfigError, match="slack.app_token.*SLACK_APP_TOKEN"):
+    with pytest.raises(ConfigError, match=r"slack\.app_token.*SLACK_APP_TOKEN"):
         check_slack_secrets(socket)
 
 

@@ -9,8 +9,8 @@ import aiohttp
 
 from bot.http_server import build_web_app, start_site
 from sandbox.model_server import Reply
-from storage.db import create_engine
 from sandbox.slack_delivery import sign
+from storage.db import create_engine
 from tests.conftest import CUSTOMER, CUSTOMERS, bot_posts
 
 
