@@ -70,6 +70,16 @@ class Worker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def stop_now(self) -> None:
+        """Stop at once, mid-item, as a crash would (tests use it to prove recovery)."""
+        self._stopping = True
+        tasks = [t for t in self._running.values() if not t.done()]
+        if self._sweeper:
+            tasks.append(self._sweeper)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def idle(self) -> None:
         """Wait until no conversation is being drained in this process (for tests, shutdown)."""
         while tasks := [t for t in self._running.values() if not t.done()]:

@@ -31,6 +31,7 @@ GUEST = "U0GUEST"
 STAFF = "U0STAFF"
 STAFF_2 = "U0STAFF2"
 OTHER_BOT = "U0OTHERBOT"
+SUPPORT_GUEST = "U0CONTRACTOR"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -63,7 +64,8 @@ async def slack() -> AsyncIterator[SlackEmulator]:
     emulator.add_user(STAFF, "sam", real_name="Sam Staff")
     emulator.add_user(STAFF_2, "sky", real_name="Sky Staff")
     emulator.add_user(OTHER_BOT, "otherbot", is_bot=True)
-    emulator.add_channel(SUPPORT, "support", members=[STAFF, STAFF_2, "U0BOT"])
+    emulator.add_user(SUPPORT_GUEST, "cory", real_name="Cory Contractor", is_restricted=True)
+    emulator.add_channel(SUPPORT, "support", members=[STAFF, STAFF_2, SUPPORT_GUEST, "U0BOT"])
     emulator.add_channel(CUSTOMERS, "acme-shared", is_ext_shared=True,
                          members=[CUSTOMER, GUEST, STAFF, OTHER_BOT, "U0BOT"])
     emulator.add_channel(OTHER_CUSTOMERS, "globex-shared", members=[CUSTOMER, "U0BOT"])

@@ -10,15 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
 from bot.agent.tools import ASK_HUMAN
 from bot.errors import CaseNotFound, RequestClosed
 from bot.services.intake import human_metadata
+from bot.services.relay import relay_to_customer
 from bot.slack.blocks import closed_request_blocks
 from storage import conversations, events, human_requests, messages, work
-from storage.models import Conversation, HumanRequest
+from storage.models import Conversation, HumanRequest, OutboxPost
 
 _NUMBERED_REPLY = re.compile(r"^\s*#(\d+)\b[\s:,.-]*(.*)$", re.DOTALL)
 
@@ -51,6 +53,27 @@ class HumanRequests:
                 session, support_thread_ts=support_thread_ts)
             if conversation is None:
                 return None, []
+            return conversation, await human_requests.pending_requests(session, conversation.id)
+
+    async def adopt_support_thread(
+        self, outbox_key: str | None, support_thread_ts: str
+    ) -> tuple[Conversation | None, list[HumanRequest]]:
+        """Find the case of a support thread from its root post's outbox key."""
+        if not outbox_key:
+            return None, []
+        async with self._sessions() as session:
+            post = (await session.execute(
+                select(OutboxPost).where(OutboxPost.key == outbox_key))).scalars().first()
+            if post is None or post.conversation_id is None:
+                return None, []
+            conversation = await conversations.get_conversation(session, post.conversation_id)
+            if conversation.support_thread_ts is None:
+                conversation.support_thread_ts = support_thread_ts
+            for request_id in (post.on_sent or {}).get("human_request_ids", []):
+                request = await human_requests.get_request(session, request_id)
+                if request and not request.support_ts:
+                    request.support_ts = support_thread_ts
+            await session.commit()
             return conversation, await human_requests.pending_requests(session, conversation.id)
 
     async def answer_from_reply(self, *, conversation_id: int, text: str, user_id: str,
@@ -115,14 +138,18 @@ class HumanRequests:
     async def _close(self, session: AsyncSession, request: HumanRequest, *, status: str,
                      result: str, answer: str | None, user_id: str, name: str,
                      human: bool) -> Closed:
+        number, conversation_id, request_id = request.number, request.conversation_id, request.id
         won = await human_requests.close_request(
             session, request_id=request.id, status=status, answer=answer, by_user=user_id,
             by_name=name)
+        if not won and status == "answered" and answer and await self._answer_late(
+                session, request, answer, user_id, name):
+            return Closed(conversation_id, number, continues=False)
         if not won:
             await session.rollback()
-            fresh = await human_requests.get_request(session, request.id)
+            fresh = await human_requests.get_request(session, request_id)
             raise RequestClosed(texts.request_already_closed(
-                request.number, fresh.status if fresh else "closed",
+                number, fresh.status if fresh else "closed",
                 fresh.answered_by_name if fresh else None))
         await self._store_result(session, request, result, user_id, name, human)
         await self._queue_closed_post(session, request, status, name, answer)
@@ -135,6 +162,24 @@ class HumanRequests:
             conversation.waiting_on_humans_since = None
         await session.commit()
         return Closed(request.conversation_id, request.number, continues=not step_open)
+
+    async def _answer_late(self, session: AsyncSession, request: HumanRequest, answer: str,
+                           user_id: str, name: str) -> bool:
+        """An answer to a question that timed out still reaches the customer, as the staff
+        member's own message (the model already told the customer the team would follow up)."""
+        await session.refresh(request)
+        if request.status != "expired" or request.answered_by not in (None, "scheduler"):
+            return False
+        conversation = await conversations.get_conversation(session, request.conversation_id)
+        request.answer = answer
+        request.answered_by = user_id
+        request.answered_by_name = name
+        await relay_to_customer(session, conversation=conversation, text=answer,
+                                user_id=user_id, name=name, key=f"late:{request.id}",
+                                extra_meta={"late_answer_to": request.number})
+        await self._queue_closed_post(session, request, "answered", name, answer)
+        await session.commit()
+        return True
 
     async def _store_result(self, session: AsyncSession, request: HumanRequest, result: str,
                             user_id: str, name: str, human: bool) -> None:
@@ -153,7 +198,7 @@ class HumanRequests:
                    if status == "answered" and answer
                    else f"{texts.human_request_closed(request.number, status)} ({name})")
         await work.add_post(
-            session, key=f"closed:{request.id}", method="chat.update",
+            session, key=f"closed:{request.id}:{status}", method="chat.update",
             conversation_id=request.conversation_id,
             args={"channel": self._support_channel, "ts": request.support_ts,
                   "text": outcome,

@@ -10,7 +10,7 @@ from typing import Any
 from bot import texts
 from bot.config import AppConfig
 from bot.errors import UserFacingError
-from bot.services.human_requests import HumanRequests
+from bot.services.human_requests import HumanRequests, parse_numbered_reply
 from bot.services.intake import IncomingMessage, Intake
 from bot.services.people import People
 from bot.slack.client import SlackGateway
@@ -87,6 +87,12 @@ class Inbox:
         conversation, pending = await self._human_requests.pending_for_support_thread(
             event["thread_ts"])
         if conversation is None:
+            # The reply may beat our record of the thread's ts (or a crash lost it): the
+            # thread's first post carries its outbox key in Slack message metadata.
+            key = await self._outbox_key_of(event["channel"], event["thread_ts"])
+            conversation, pending = await self._human_requests.adopt_support_thread(
+                key, event["thread_ts"])
+        if conversation is None:
             return
         if not await self._people.is_staff(user_id):
             if pending:
@@ -95,7 +101,8 @@ class Inbox:
                                                  text=texts.not_staff_answer())
             return
         name = await self._people.name(user_id, author_name_from_event(event))
-        if not pending:
+        numbered, _ = parse_numbered_reply(event.get("text", ""))
+        if not pending and numbered is None:
             for hook in self.support_reply_hooks:
                 await hook(conversation, event, name)
             return
@@ -109,6 +116,15 @@ class Inbox:
             return
         if closed is not None:
             self._worker.kick(closed.conversation_id)
+
+    async def _outbox_key_of(self, channel: str, ts: str) -> str | None:
+        try:
+            replies = await self._slack.thread_replies(channel=channel, ts=ts)
+        except Exception:  # noqa: BLE001 - without the root post there is nothing to adopt
+            return None
+        root = next((m for m in replies if m.get("ts") == ts), None)
+        payload = ((root or {}).get("metadata") or {}).get("event_payload") or {}
+        return payload.get("outbox_key")
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

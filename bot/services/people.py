@@ -44,7 +44,21 @@ class People:
         return staff
 
     async def is_staff(self, user_id: str | None) -> bool:
-        return bool(user_id) and user_id in await self.staff_ids()
+        """Staff are listed in `staff.users`, or are full members of our own workspace in the
+        support channel or staff user group: guests and Slack Connect users never are."""
+        if not user_id:
+            return False
+        if user_id in self._config.staff.users:
+            return True
+        if user_id not in await self.staff_ids():
+            return False
+        info = await self.user(user_id)
+        if info is None:
+            return True  # users.info unavailable: membership is the best evidence we have
+        _, team_id = await self._slack.identity()
+        guest = info.get("is_restricted") or info.get("is_ultra_restricted")
+        foreign = bool(info.get("team_id")) and bool(team_id) and info.get("team_id") != team_id
+        return not (guest or foreign or info.get("is_bot"))
 
     def forget_staff(self) -> None:
         """Drop the cache (a member joined or left the support channel)."""
