@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,14 +139,57 @@ class TimerSettings(_Section):
     release_after: timedelta = timedelta(hours=24)
     release_to: Literal["bot", "humans"] = "bot"
     business_hours: BusinessHoursSettings | None = None
+    # How often the scheduler looks for due follow-ups (seconds may be fractional: 0.5).
+    check_every: timedelta = timedelta(seconds=15)
+    # Housekeeping: received event ids and finished work/outbox rows older than this are pruned.
+    retention: timedelta = timedelta(days=7)
+    housekeeping_every: timedelta = timedelta(hours=1)
 
     @field_validator(
         "remind_after", "escalate_after", "give_up_after", "notify_customer_after",
-        "release_after", mode="before",
+        "release_after", "retention", mode="before",
     )
     @classmethod
     def _parse(cls, value: Any) -> timedelta:
         return _duration(value)
+
+    @field_validator("check_every", "housekeeping_every", mode="before")
+    @classmethod
+    def _parse_interval(cls, value: Any) -> timedelta:
+        if isinstance(value, float) and value > 0:
+            return timedelta(seconds=value)
+        interval = _duration(value)
+        if interval <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return interval
+
+    @field_validator("business_hours", mode="before")
+    @classmethod
+    def _yaml_scalars(cls, value: Any) -> Any:
+        """Undo YAML 1.1's readings: `17:00` unquoted is the integer 1020 (base 60) and
+        `2026-12-25` unquoted is a date; both are meant as written."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        for key in ("start", "end"):
+            minutes = value.get(key)
+            if isinstance(minutes, int) and not isinstance(minutes, bool):
+                if not 0 <= minutes < 24 * 60:
+                    raise ValueError(f"{key}: expected a time such as \"09:00\"")
+                value[key] = time(minutes // 60, minutes % 60)
+        if isinstance(value.get("holidays"), list):
+            value["holidays"] = [day.isoformat() if isinstance(day, date) else day
+                                 for day in value["holidays"]]
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _usable_hours(cls, value: BusinessHoursSettings | None) -> BusinessHoursSettings | None:
+        if value is not None:
+            from bot.followup_times import business_hours
+
+            business_hours(value)  # unknown time zone, bad holiday, start after end
+        return value
 
 
 class RoutingSettings(_Section):

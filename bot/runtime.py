@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.agent.model import ModelClient
 from bot.agent.turn import Agent
 from bot.config import AppConfig
+from bot.routing import build_router
+from bot.services.cases import Cases
+from bot.services.drafts import Drafts
+from bot.services.handoff import Handoff
 from bot.services.human_requests import HumanRequests
 from bot.services.inbox import Inbox
 from bot.services.intake import Intake
 from bot.services.outbox import Outbox
 from bot.services.people import People
+from bot.services.reactions import Reactions
+from bot.services.staff_replies import StaffReplies
 from bot.slack.client import SlackGateway, make_web_client
 from bot.worker import Worker
 from storage.db import create_engine, create_session_factory
@@ -37,6 +44,11 @@ class Services:
     intake: Intake
     human_requests: HumanRequests
     inbox: Inbox
+    handoff: Handoff
+    staff_replies: StaffReplies
+    conversations: Cases
+    drafts: Drafts
+    reactions: Reactions
 
     async def close(self) -> None:
         await self.worker.stop()
@@ -53,14 +65,23 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     model = ModelClient(config.llm)
     outbox = Outbox(sessions, slack, support)
     worker = Worker(sessions, outbox, sweep_seconds=sweep_seconds)
-    agent = Agent(config, sessions, model)
     intake = Intake(sessions, support)
     human_requests = HumanRequests(sessions, support)
+    handoff = Handoff(config, sessions, human_requests)
+    drafts = Drafts(sessions, support)
+    agent = Agent(config, sessions, model, handoff=handoff, drafts=drafts,
+                  router=build_router(config, model))
     inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
                   human_requests=human_requests, worker=worker)
+    staff_replies = StaffReplies(config, sessions, slack, people, handoff)
+    cases = Cases(config, sessions)
     services = Services(config=config, engine=engine, sessions=sessions, slack=slack,
                         people=people, model=model, outbox=outbox, worker=worker, agent=agent,
-                        intake=intake, human_requests=human_requests, inbox=inbox)
+                        intake=intake, human_requests=human_requests, inbox=inbox,
+                        handoff=handoff, staff_replies=staff_replies,
+                        conversations=cases, drafts=drafts,
+                        reactions=Reactions(config, people, cases, handoff))
+    _connect_staff_hooks(services)
 
     async def respond(item: WorkItem) -> None:
         await agent.step(item.conversation_id, upto_message_id=item.payload.get("message_id"))
@@ -71,3 +92,28 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     worker.register("respond", respond)
     worker.register("flush", flush)
     return services
+
+
+def _connect_staff_hooks(services: Services) -> None:
+    """What staff write outside the askHuman flow: support-thread replies, their edits, and
+    direct answers in a customer's thread (which take the case over at once)."""
+
+    async def on_support_reply(conversation: Any, event: dict[str, Any], name: str) -> None:
+        conversation_id = await services.staff_replies.on_reply(conversation, event, name)
+        if conversation_id is not None:
+            services.worker.kick(conversation_id)
+
+    async def on_support_edit(event: dict[str, Any]) -> None:
+        conversation_id = await services.staff_replies.on_edit_or_delete(event)
+        if conversation_id is not None:
+            services.worker.kick(conversation_id)
+
+    async def on_staff_in_customer_thread(conversation_id: int, incoming: Any) -> None:
+        if await services.handoff.claim_unowned(
+                conversation_id, user_id=incoming.user_id,
+                reason="answered directly in the customer's thread"):
+            services.worker.kick(conversation_id)
+
+    services.inbox.support_reply_hooks.append(on_support_reply)
+    services.inbox.support_edit_hooks.append(on_support_edit)
+    services.inbox.staff_in_customer_thread_hooks.append(on_staff_in_customer_thread)

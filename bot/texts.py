@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 
 def case_label(case_number: int) -> str:
@@ -125,3 +126,59 @@ def missing_tokens_help() -> str:
         "'Create the Slack app') and export SLACK_BOT_TOKEN and SLACK_APP_TOKEN, or try the bot "
         "without Slack: python -m bot sandbox"
     )
+
+
+# --- follow-ups: reminders, escalation, give-up, holding notices, releases (issue 6) --------
+
+
+def team_back_at(opening: datetime, timezone: str) -> str:
+    """When the team is back, in the team's time zone: `Monday 4 January, 09:00 (Europe/Berlin)`."""
+    local = opening.astimezone(ZoneInfo(timezone))
+    return f"{local:%A} {local.day} {local:%B}, {local:%H:%M} ({timezone})"
+
+
+def team_away_note(back: str) -> str:
+    """Told to a customer whose question reaches staff outside business hours."""
+    return (f"Our support team is outside business hours right now and will be back on {back}. "
+            "They'll pick up your question then and reply in this thread.")
+
+
+def customer_holding_notice() -> str:
+    return ("Thanks for your patience: our support team is still on your question and will "
+            "reply in this thread as soon as they can.")
+
+
+def customer_holding_notice_after_hours(back: str) -> str:
+    return ("Thanks for your patience: our support team is outside business hours right now "
+            f"and will be back on {back}. They'll reply in this thread then.")
+
+
+def reminder(case_number: int, number: int, question: str, mentions: str, sent: int,
+             limit: int) -> str:
+    who = f"{mentions} " if mentions else ""
+    return (f"{who}:bell: Reminder {sent}/{limit}: {case_label(case_number)} is still waiting "
+            f"for an answer to question #{number}: {question}\nReply in this thread to answer.")
+
+
+def escalation(case_number: int, number: int, question: str, waited: timedelta,
+               link: str | None) -> str:
+    where = f" <{link}|Open the support thread>" if link else ""
+    return (f":rotating_light: {case_label(case_number)} has waited {format_duration(waited)} "
+            f"for an answer to question #{number}: {question}.{where}")
+
+
+def request_expired_staff(number: int, waited: timedelta) -> str:
+    return (f":hourglass: Nobody answered question #{number} within "
+            f"{format_duration(waited)}, so it was closed and the bot told the customer the "
+            "team will follow up. You can still reply in this thread.")
+
+
+def case_released(case_number: int, owner: str, idle: timedelta, to: str) -> str:
+    after = f"{case_label(case_number)} had no activity from <@{owner}> for {format_duration(idle)}"
+    if to == "bot":
+        return f":leftwards_arrow_with_hook: {after}, so it went back to the bot."
+    return f":leftwards_arrow_with_hook: {after}, so it is unassigned again: anyone can take it."
+
+
+def release_reason(idle: timedelta) -> str:
+    return f"no human activity for {format_duration(idle)}"

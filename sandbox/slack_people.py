@@ -163,6 +163,32 @@ class PeopleActions:
                                   response_url=url, trigger_id=self._new_trigger(user))
         return await self._deliver(INTERACTIVE, payload)
 
+    async def click_ephemeral_button(self, *, user: str, ephemeral_ts: str, action_id: str,
+                                     value: str | None = None) -> DeliveryResult:
+        """A person clicks a button of an ephemeral message only they can see. As in Slack,
+        the payload has no `message`, and `container.is_ephemeral` is true."""
+        ephemeral = next((e for e in self.ws.ephemerals
+                          if e["ts"] == ephemeral_ts and e["user"] == user), None)
+        if ephemeral is None:
+            raise ValueError(f"no ephemeral message {ephemeral_ts} for {user}")
+        ch = self.ws.channel(ephemeral["channel"])
+        found_block, element = p.find_element(ephemeral.get("blocks") or [], action_id, None)
+        action: dict[str, Any] = {
+            "action_id": action_id, "block_id": found_block,
+            "type": element.get("type", "button"), "action_ts": f"{time.time():.6f}",
+            "value": value if value is not None else element.get("value")}
+        url = self._new_response_url({"kind": "ephemeral", "channel": ch.id, "user": user,
+                                      "ephemeral_ts": ephemeral_ts,
+                                      "thread_ts": ephemeral.get("thread_ts")})
+        payload = p.block_actions(self.ws, user=user, channel=ch,
+                                  message={"ts": ephemeral_ts,
+                                           "thread_ts": ephemeral.get("thread_ts")},
+                                  action=action, response_url=url,
+                                  trigger_id=self._new_trigger(user))
+        payload["container"]["is_ephemeral"] = True
+        del payload["message"]
+        return await self._deliver(INTERACTIVE, payload)
+
     async def message_shortcut(self, callback_id: str, *, user: str, channel: str,
                                message_ts: str) -> DeliveryResult:
         """A person runs a message shortcut on a stored message (`message_action`)."""
@@ -221,6 +247,15 @@ class PeopleActions:
         """What Slack does with a response_url message: replace, delete, post or whisper."""
         channel, ts = context["channel"], context.get("message_ts")
         content = {k: payload[k] for k in ("text", "blocks") if k in payload}
+        if context.get("kind") == "ephemeral":
+            target = next((e for e in self.ws.ephemerals
+                           if e["ts"] == context["ephemeral_ts"]), None)
+            if target is not None and payload.get("delete_original"):
+                self.ws.ephemerals.remove(target)
+                return
+            if target is not None and payload.get("replace_original"):
+                target.update({"blocks": None, **content})
+                return
         if payload.get("delete_original") and ts:
             self.api.chat_delete({"channel": channel, "ts": ts})
         elif payload.get("replace_original") and ts:

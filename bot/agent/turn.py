@@ -9,7 +9,7 @@ staff answer later queues a new step.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import update
@@ -20,6 +20,8 @@ from bot.agent.context import build_model_messages
 from bot.agent.model import ModelClient, ModelError, ModelResult
 from bot.agent.tools import ASK_HUMAN, TRANSFER_TO_HUMAN, tools_for
 from bot.config import AppConfig
+from bot.followup_times import request_due_times, working_time, working_zone
+from bot.routing import STRUCTURED_INSTRUCTIONS, parse_structured_answer
 from bot.services.outbox import SUPPORT_THREAD
 from bot.slack.blocks import human_request_blocks
 from bot.slack.mrkdwn import split_message, to_mrkdwn
@@ -61,11 +63,14 @@ def conversation_excerpt(history: list[Message], limit: int = 6) -> list[str]:
 
 class Agent:
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
-                 model: ModelClient, *, on_transfer: Any = None) -> None:
+                 model: ModelClient, *, handoff: Any = None, drafts: Any = None,
+                 router: Any = None) -> None:
         self._config = config
         self._sessions = sessions
         self._model = model
-        self._on_transfer = on_transfer
+        self._handoff = handoff
+        self._drafts = drafts
+        self._router = router
 
     async def step(self, conversation_id: int, *, upto_message_id: int | None = None,
                    ) -> StepOutcome:
@@ -86,20 +91,56 @@ class Agent:
                     history = [m for m in history if m.order <= upto.order]
             if not needs_reply(history):
                 return StepOutcome("idle")
+        if self._router is not None and history[-1].role == "user":
+            decision = await self._router.decide(history[-1].text or "")
+            if decision.needs_human:
+                await self._route_to_humans(conversation_id, self._router.name, decision.reason)
+                return StepOutcome("transferred")
+        async with self._sessions() as session:
             await self._fail_stale_pending(session, conversation_id)
             pending = await messages.add_message(
                 session, conversation_id=conversation_id, role="assistant", status="pending",
                 in_order=turn_order)
             await session.commit()
-        prompt = build_model_messages(history, system_prompt=self._config.llm.system_prompt,
+        structured = self._config.routing.router == "structured"
+        system_prompt = self._config.llm.system_prompt
+        if structured:
+            system_prompt += "\n\n" + STRUCTURED_INSTRUCTIONS
+        prompt = build_model_messages(history, system_prompt=system_prompt,
                                       budget_tokens=self._config.llm.context_tokens)
+        extra: dict[str, Any] = {"response_format": {"type": "json_object"}} if structured else {}
         try:
-            result = await self._model.complete(prompt, tools_for(self._config.routing.router))
+            result = await self._model.complete(
+                prompt, tools_for(self._config.routing.router), **extra)
         except ModelError as error:
             log.error("model failed for conversation %s: %s", conversation_id, error)
             await self._record_failure(pending.id, history, str(error))
             return StepOutcome("failed")
+        if structured and not result.tool_calls:
+            answer, decision = parse_structured_answer(result.text)
+            result = replace(result, text=answer)
+            if decision.needs_human:
+                await self._record_structured_transfer(pending.id, result, decision.reason)
+                return StepOutcome("transferred")
         return await self._record_result(pending.id, history, result)
+
+    async def _route_to_humans(self, conversation_id: int, router: str, reason: str) -> None:
+        async with self._sessions() as session:
+            conversation = await conversations.get_conversation(session, conversation_id)
+            await self._handoff.hand_to_humans(session, conversation,
+                                               f"router {router}: {reason}")
+            await session.commit()
+
+    async def _record_structured_transfer(self, message_id: int, result: ModelResult,
+                                          reason: str) -> None:
+        async with self._sessions() as session:
+            message = await messages.get_message(session, message_id)
+            message.status = "failed"  # the answer is withheld: a person takes over
+            message.text = result.text
+            conversation = await conversations.get_conversation(session, message.conversation_id)
+            await self._handoff.hand_to_humans(session, conversation,
+                                               f"router structured: {reason}")
+            await session.commit()
 
     async def _fail_stale_pending(self, session: AsyncSession, conversation_id: int) -> None:
         await session.execute(
@@ -142,16 +183,19 @@ class Agent:
                                                     texts.waiting_on_team_note())
             elif others:
                 await work.add_work(session, conversation_id=conversation.id, kind="respond")
-            await self._clear_holding_reaction(session, conversation, history)
+            if not self._config.channels.is_draft(conversation.channel_id):
+                await self._clear_holding_reaction(session, conversation, history)
             await session.commit()
             return StepOutcome(outcome)
 
     async def _queue_customer_post(self, session: AsyncSession, conversation: Conversation,
                                    message: Message | None, text: str) -> None:
-        if self._config.channels.is_draft(conversation.channel_id) and message is not None:
-            await work.add_work(session, conversation_id=conversation.id, kind="draft",
-                                payload={"message_id": message.id})
-            return
+        if self._config.channels.is_draft(conversation.channel_id):
+            if message is not None and not message.tool_calls:
+                history = await messages.list_history(session, conversation.id)
+                await self._drafts.propose(session, conversation, message,
+                                           conversation_excerpt(history))
+            return  # holding lines of askHuman steps are not sent in draft mode
         key_base = (f"answer:{message.id}" if message
                     else f"note:{conversation.id}:{utcnow().timestamp()}")
         for index, chunk in enumerate(split_message(to_mrkdwn(text))):
@@ -165,16 +209,16 @@ class Agent:
 
     async def _ask_humans(self, session: AsyncSession, conversation: Conversation,
                           message: Message, asks: list[Any], history: list[Message]) -> None:
-        timers = self._config.timers
         now = utcnow()
+        working = working_time(self._config)
+        due = request_due_times(self._config.timers, working, now)
         first = conversation.support_thread_ts is None
         for index, call in enumerate(asks):
             question = str(call.arguments.get("question") or call.arguments.get("_raw") or "")
             request = await human_requests.create_request(
                 session, conversation_id=conversation.id, message_id=message.id,
                 tool_call_id=call.id, question=question or "(the model asked without a question)",
-                remind_at=now + timers.remind_after, escalate_at=now + timers.escalate_after,
-                give_up_at=now + timers.give_up_after,
+                remind_at=due.remind_at, escalate_at=due.escalate_at, give_up_at=due.give_up_at,
             )
             opens_thread = first and index == 0
             blocks = human_request_blocks(
@@ -196,6 +240,15 @@ class Agent:
             )
         if conversation.waiting_on_humans_since is None:
             conversation.waiting_on_humans_since = now
+            conversation.customer_notified_at = None
+            if not working.is_open(now):
+                back = texts.team_back_at(working.next_open(now), working_zone(self._config))
+                await work.add_post(
+                    session, key=f"away:{conversation.id}:{message.id}",
+                    method="chat.postMessage", conversation_id=conversation.id,
+                    args={"channel": conversation.channel_id,
+                          "thread_ts": conversation.thread_ts,
+                          "text": texts.team_away_note(back)})
 
     async def _transfer(self, session: AsyncSession, conversation: Conversation,
                         message: Message, call: Any, history: list[Message]) -> None:
@@ -203,8 +256,9 @@ class Agent:
         await messages.add_tool_result(
             session, call_message=message, tool_call_id=call.id, tool_name=TRANSFER_TO_HUMAN,
             text="The conversation was handed to the human support team.")
-        if self._on_transfer is not None:
-            await self._on_transfer(session, conversation, reason, history)
+        if self._handoff is not None:
+            await self._handoff.hand_to_humans(session, conversation,
+                                               f"the model called transferToHuman: {reason}")
 
     async def _clear_holding_reaction(self, session: AsyncSession, conversation: Conversation,
                                       history: list[Message]) -> None:

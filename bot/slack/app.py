@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Services
-from bot.slack import actions, events, views
+from bot.slack import actions, case_actions, commands, events, shortcuts, views
 
 log = logging.getLogger(__name__)
 
@@ -35,4 +35,7 @@ def build_app(services: Services) -> AsyncApp:
     events.register(app, services)
     actions.register(app, services)
     views.register(app, services)
+    case_actions.register(app, services)
+    commands.register(app, services)
+    shortcuts.register(app, services)
     return app

@@ -12,11 +12,19 @@ from slack_sdk.models.blocks import (
     MarkdownTextObject,
     PlainTextInputElement,
     SectionBlock,
+    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot import texts
-from bot.slack.ids import CaseAction, RequestAction, RequestView
+from bot.slack.ids import (
+    CaseAction,
+    CaseView,
+    DraftAction,
+    RequestAction,
+    RequestView,
+    StaffReplyAction,
+)
 
 
 def thread_link(channel_id: str, ts: str, thread_ts: str | None = None) -> str:
@@ -66,6 +74,84 @@ def request_buttons(request_id: int, case_number: int) -> ActionsBlock:
                       style="danger"),
         ButtonElement(text="Take over", action_id=CaseAction.take, value=str(case_number)),
     ])
+
+
+def case_buttons(case_number: int) -> ActionsBlock:
+    value = str(case_number)
+    return ActionsBlock(block_id=f"case-{case_number}", elements=[
+        ButtonElement(text="Take over", action_id=CaseAction.take, value=value, style="primary"),
+        ButtonElement(text="Return to bot", action_id=CaseAction.return_to_bot, value=value),
+        ButtonElement(text="Assign…", action_id=CaseAction.assign, value=value),
+    ])
+
+
+def case_card_blocks(*, case_number: int, customer_name: str, channel_id: str, thread_ts: str,
+                     reason: str, excerpt: list[str]) -> list[dict[str, Any]]:
+    """The first post of a case thread opened by a handoff, a router or a draft."""
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=case_header_text(
+        case_number=case_number, customer_name=customer_name, channel_id=channel_id,
+        thread_ts=thread_ts)))]
+    if excerpt:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=reason[:2900])]))
+    blocks.append(case_buttons(case_number))
+    return _blocks(*blocks)
+
+
+def draft_blocks(*, message_id: int, header: str, text: str) -> list[dict[str, Any]]:
+    value = str(message_id)
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=header)),
+        SectionBlock(text=MarkdownTextObject(text=text[:2900])),
+        ActionsBlock(block_id=f"draft-{message_id}", elements=[
+            ButtonElement(text="Send", action_id=DraftAction.send, value=value, style="primary"),
+            ButtonElement(text="Edit…", action_id=DraftAction.edit, value=value),
+            ButtonElement(text="Discard", action_id=DraftAction.discard, value=value,
+                          style="danger"),
+        ]),
+    )
+
+
+def outcome_blocks(*, header: str, text: str, outcome: str) -> list[dict[str, Any]]:
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=header)),
+        SectionBlock(text=MarkdownTextObject(text=text[:2900])),
+        ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
+    )
+
+
+def staff_reply_choice_blocks(*, prompt: str, value: str) -> list[dict[str, Any]]:
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=prompt)),
+        ActionsBlock(block_id="staff-reply-choice", elements=[
+            ButtonElement(text="Take over the case", action_id=StaffReplyAction.take_over,
+                          value=value, style="primary"),
+            ButtonElement(text="Send once as the agent", action_id=StaffReplyAction.send_once,
+                          value=value),
+            ButtonElement(text="Keep as internal note", action_id=StaffReplyAction.keep_note,
+                          value=value),
+        ]),
+    )
+
+
+def text_modal(*, callback_id: str, title: str, block_id: str, action_id: str, label: str,
+               initial: str, private_metadata: str, submit: str) -> dict[str, Any]:
+    return View(
+        type="modal", callback_id=callback_id, private_metadata=private_metadata,
+        title=title[:24], submit=submit, close="Cancel",
+        blocks=[InputBlock(block_id=block_id, label=label,
+                           element=PlainTextInputElement(action_id=action_id, multiline=True,
+                                                         initial_value=initial[:3000]))],
+    ).to_dict()
+
+
+def assign_modal(*, case_number: int) -> dict[str, Any]:
+    return View(
+        type="modal", callback_id=CaseView.assign_submit, private_metadata=str(case_number),
+        title=f"Assign case #{case_number}"[:24], submit="Assign", close="Cancel",
+        blocks=[InputBlock(block_id=CaseView.assign_block, label="Assign to",
+                           element=UserSelectElement(action_id=CaseView.assign_input))],
+    ).to_dict()
 
 
 def closed_request_blocks(*, number: int, question: str, outcome: str) -> list[dict[str, Any]]:

@@ -22,7 +22,17 @@ def register(app: AsyncApp, services: Services) -> None:
         if event.get("channel") == services.config.channels.support:
             services.people.forget_staff()
 
+    async def on_reaction_added(event: dict[str, Any]) -> None:
+        conversation_id = await services.reactions.on_reaction(event)
+        if conversation_id is not None:
+            services.worker.kick(conversation_id)
+
+    async def on_reaction_removed() -> None:
+        return None
+
     app.event("message")(on_message)
+    app.event("reaction_added")(on_reaction_added)
+    app.event("reaction_removed")(on_reaction_removed)
     app.event("app_mention")(on_app_mention)
     app.event("member_joined_channel")(on_member_change)
     app.event("member_left_channel")(on_member_change)

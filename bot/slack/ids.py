@@ -23,6 +23,12 @@ class CaseAction(StrEnum):
     assign = "case-assign"
 
 
+class CaseView(StrEnum):
+    assign_submit = "case-assign-submit"
+    assign_block = "case-assign-user"
+    assign_input = "case-assign-select"
+
+
 class CaseShortcut(StrEnum):
     take = "case-take-shortcut"
 

@@ -1,0 +1,152 @@
+"""Routers: small strategies that decide whether a new customer message needs a human.
+
+`classifier` asks a cheap, fast model; `embeddings` compares the message with labelled example
+questions (embeddings cached per process); `structured` reads a `needs_human` field from the
+model's own JSON answer; `tool` offers the model a `transferToHuman` tool. Explicit assignment
+always wins: routers only run while the bot owns a case.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from bot.agent.model import ModelClient, ModelError
+from bot.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_PROMPT = (
+    "You route customer support messages. Reply with JSON only: "
+    '{"needs_human": true|false, "reason": "<short reason>"}. needs_human is true when the '
+    "customer asks for a person, is angry, or the matter needs account access, refunds beyond "
+    "policy, legal or security decisions."
+)
+
+STRUCTURED_INSTRUCTIONS = (
+    "Reply with JSON only: {\"answer\": \"<your answer to the customer>\", "
+    "\"needs_human\": true|false, \"reason\": \"<why a human is needed, or empty>\"}. "
+    "Set needs_human when a person on the support team should take over the conversation."
+)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    needs_human: bool
+    reason: str
+
+
+class Router(Protocol):
+    name: str
+
+    async def decide(self, text: str) -> RouteDecision: ...
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    start, end = text.find("{"), text.rfind("}")
+    try:
+        value = json.loads(text[start:end + 1]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def parse_structured_answer(text: str | None) -> tuple[str | None, RouteDecision]:
+    """(answer for the customer, decision) from the model's JSON; plain text passes through."""
+    data = _json_object(text)
+    if not data:
+        return text, RouteDecision(False, "")
+    answer = data.get("answer")
+    return (str(answer) if answer else None,
+            RouteDecision(bool(data.get("needs_human")), str(data.get("reason") or "")))
+
+
+class ClassifierRouter:
+    name = "classifier"
+
+    def __init__(self, model: ModelClient, model_name: str | None) -> None:
+        self._model = model
+        self._model_name = model_name
+
+    async def decide(self, text: str) -> RouteDecision:
+        try:
+            result = await self._model.complete(
+                [{"role": "system", "content": CLASSIFIER_PROMPT},
+                 {"role": "user", "content": text}], model=self._model_name)
+        except ModelError as error:
+            log.warning("classifier router failed, the bot keeps the case: %s", error)
+            return RouteDecision(False, "")
+        data = _json_object(result.text)
+        return RouteDecision(bool(data.get("needs_human")), str(data.get("reason") or ""))
+
+
+def load_examples(path: str | Path) -> list[tuple[str, str]]:
+    """Labelled examples: a YAML list of `{text: ..., route: human|bot}`."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+    examples = []
+    for index, item in enumerate(raw):
+        route = str(item.get("route", "")).lower()
+        if route not in ("human", "bot") or not item.get("text"):
+            raise ValueError(f"{path}: example {index + 1} needs text and route: human|bot")
+        examples.append((str(item["text"]), route))
+    return examples
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+class EmbeddingsRouter:
+    name = "embeddings"
+
+    def __init__(self, model: ModelClient, *, embedding_model: str, examples_file: str,
+                 threshold: float) -> None:
+        self._model = model
+        self._embedding_model = embedding_model
+        self._examples = load_examples(examples_file)
+        self._threshold = threshold
+        self._vectors: list[list[float]] | None = None
+
+    async def _example_vectors(self) -> list[list[float]]:
+        if self._vectors is None:
+            self._vectors = await self._model.embed([t for t, _ in self._examples],
+                                                    model=self._embedding_model)
+        return self._vectors
+
+    async def decide(self, text: str) -> RouteDecision:
+        try:
+            vectors = await self._example_vectors()
+            [query] = await self._model.embed([text], model=self._embedding_model)
+        except ModelError as error:
+            log.warning("embeddings router failed, the bot keeps the case: %s", error)
+            return RouteDecision(False, "")
+        score, (example, route) = max(
+            (cosine(query, vector), example) for vector, example in zip(
+                vectors, self._examples, strict=True))
+        if route == "human" and score >= self._threshold:
+            return RouteDecision(True, f"similar to {example!r} ({score:.2f})")
+        return RouteDecision(False, f"closest example {example!r} ({score:.2f}, {route})")
+
+
+def build_router(config: AppConfig, model: ModelClient) -> Router | None:
+    """The pre-answer router chosen in app.yaml (`structured` and `tool` act inside the turn)."""
+    routing = config.routing
+    if routing.router == "classifier":
+        return ClassifierRouter(model, routing.model)
+    if routing.router == "embeddings":
+        if not routing.examples_file:
+            raise ValueError("routing.examples_file is required for the embeddings router")
+        return EmbeddingsRouter(model, embedding_model=routing.embedding_model,
+                                examples_file=routing.examples_file,
+                                threshold=routing.threshold)
+    return None

@@ -1,0 +1,171 @@
+"""Due follow-ups and their claims: reminders, escalations, give-ups, holding notices, releases.
+
+Due times live in rows (`human_requests.remind_at` ...; a conversation's waiting and activity
+times), so a restart neither loses nor repeats them. Finding due rows is a plain read; acting on
+one first *claims* it with a conditional UPDATE that moves the row past the follow-up, and only the
+transaction whose UPDATE matched (rowcount 1) goes on, on SQLite and PostgreSQL alike: with several
+replicas each follow-up fires once. Functions take an `AsyncSession` and never commit; the caller
+commits the claim together with the posts it queues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Conversation, HumanRequest
+
+NOT_ASSIGNED_TO_PEOPLE = ("bot", "humans")
+
+
+@dataclass(frozen=True)
+class DueRequest:
+    id: int
+    conversation_id: int
+    reminders_sent: int
+
+
+@dataclass(frozen=True)
+class DueConversation:
+    id: int
+    since: datetime
+    assignee: str
+
+
+def _not_given_up(now: datetime) -> ColumnElement[bool]:
+    # A request whose give-up is due is closed instead of being reminded or escalated.
+    return or_(HumanRequest.give_up_at.is_(None), HumanRequest.give_up_at > now)
+
+
+async def due_reminders(session: AsyncSession, *, now: datetime, max_reminders: int,
+                        limit: int = 100) -> list[DueRequest]:
+    rows = await session.execute(
+        select(HumanRequest.id, HumanRequest.conversation_id, HumanRequest.reminders_sent)
+        .where(HumanRequest.status == "pending", HumanRequest.remind_at.is_not(None),
+               HumanRequest.remind_at <= now, HumanRequest.reminders_sent < max_reminders,
+               _not_given_up(now))
+        .order_by(HumanRequest.remind_at, HumanRequest.id)
+        .limit(limit)
+    )
+    return [DueRequest(*row) for row in rows.all()]
+
+
+async def claim_reminder(session: AsyncSession, *, request_id: int, seen_reminders: int,
+                         next_remind_at: datetime | None) -> bool:
+    """Count reminder `seen_reminders + 1` as sent and set the next due time (None: no more).
+    False when another replica (or an answer) got there first."""
+    result = await session.execute(
+        update(HumanRequest)
+        .where(HumanRequest.id == request_id, HumanRequest.status == "pending",
+               HumanRequest.reminders_sent == seen_reminders)
+        .values(reminders_sent=seen_reminders + 1, remind_at=next_remind_at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def due_escalations(session: AsyncSession, *, now: datetime,
+                          limit: int = 100) -> list[DueRequest]:
+    rows = await session.execute(
+        select(HumanRequest.id, HumanRequest.conversation_id, HumanRequest.reminders_sent)
+        .where(HumanRequest.status == "pending", HumanRequest.escalate_at.is_not(None),
+               HumanRequest.escalate_at <= now, _not_given_up(now))
+        .order_by(HumanRequest.escalate_at, HumanRequest.id)
+        .limit(limit)
+    )
+    return [DueRequest(*row) for row in rows.all()]
+
+
+async def claim_escalation(session: AsyncSession, *, request_id: int, now: datetime) -> bool:
+    """Escalate once: clears `escalate_at`; False when someone else claimed it first."""
+    result = await session.execute(
+        update(HumanRequest)
+        .where(HumanRequest.id == request_id, HumanRequest.status == "pending",
+               HumanRequest.escalate_at.is_not(None), HumanRequest.escalate_at <= now)
+        .values(escalate_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def due_give_ups(session: AsyncSession, *, now: datetime,
+                       limit: int = 100) -> list[DueRequest]:
+    """Pending requests whose give-up time has come. Their claim is the conditional close of
+    the request itself (`storage.human_requests.close_request`), which an answer can also win."""
+    rows = await session.execute(
+        select(HumanRequest.id, HumanRequest.conversation_id, HumanRequest.reminders_sent)
+        .where(HumanRequest.status == "pending", HumanRequest.give_up_at.is_not(None),
+               HumanRequest.give_up_at <= now)
+        .order_by(HumanRequest.give_up_at, HumanRequest.id)
+        .limit(limit)
+    )
+    return [DueRequest(*row) for row in rows.all()]
+
+
+async def waiting_customers(session: AsyncSession, *, waiting_since_before: datetime,
+                            limit: int = 100) -> list[DueConversation]:
+    """Open conversations whose customer has waited on staff since before the given time and
+    was not told yet, longest waiting first."""
+    rows = await session.execute(
+        select(Conversation.id, Conversation.waiting_on_humans_since, Conversation.assignee)
+        .where(Conversation.status == "open",
+               Conversation.waiting_on_humans_since.is_not(None),
+               Conversation.waiting_on_humans_since <= waiting_since_before,
+               Conversation.customer_notified_at.is_(None))
+        .order_by(Conversation.waiting_on_humans_since, Conversation.id)
+        .limit(limit)
+    )
+    return [DueConversation(*row) for row in rows.all()]
+
+
+async def claim_holding_notice(session: AsyncSession, *, conversation_id: int,
+                               waiting_since: datetime, now: datetime) -> bool:
+    """Mark the customer as told (once per wait); False when already told, or when the wait
+    ended or restarted in the meantime."""
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id,
+               Conversation.customer_notified_at.is_(None),
+               Conversation.waiting_on_humans_since.is_not(None),
+               Conversation.waiting_on_humans_since <= waiting_since)
+        .values(customer_notified_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _last_activity() -> ColumnElement[datetime]:
+    return func.coalesce(Conversation.last_human_activity_at, Conversation.created_at)
+
+
+async def idle_person_owned(session: AsyncSession, *, idle_since_before: datetime,
+                            limit: int = 100) -> list[DueConversation]:
+    """Open conversations owned by one staff member with no human activity since before the
+    given time, idlest first."""
+    rows = await session.execute(
+        select(Conversation.id, _last_activity(), Conversation.assignee)
+        .where(Conversation.status == "open",
+               Conversation.assignee.not_in(NOT_ASSIGNED_TO_PEOPLE),
+               _last_activity() <= idle_since_before)
+        .order_by(_last_activity(), Conversation.id)
+        .limit(limit)
+    )
+    return [DueConversation(*row) for row in rows.all()]
+
+
+async def claim_release(session: AsyncSession, *, conversation_id: int, assignee: str,
+                        idle_since: datetime, now: datetime) -> bool:
+    """Claim the release of an idle case: it is still `assignee`'s and nobody acted since
+    `idle_since`. Touches the activity time so a concurrent claim fails; the caller then
+    changes the assignee (and its audit row) in the same transaction."""
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.assignee == assignee,
+               _last_activity() <= idle_since)
+        .values(last_human_activity_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
