@@ -14,6 +14,7 @@ from bot.agent.model import warm_up
 from bot.config import AppConfig
 from bot.http_server import build_web_app, start_site
 from bot.runtime import Services, build_services
+from bot.scheduler import FollowUpScheduler
 from bot.slack.app import build_app
 from storage.migrate import upgrade_async
 
@@ -28,8 +29,11 @@ class RunningBot:
     _runner: web.AppRunner | None = None
     _socket: AsyncSocketModeHandler | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    scheduler: FollowUpScheduler | None = None
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:
@@ -58,6 +62,9 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         bot._socket = AsyncSocketModeHandler(app, config.slack.app_token.get_secret_value())
         await bot._socket.connect_async()
         log.info("connected to Slack in Socket Mode")
+    # Follow-ups due while the bot was down fire once, now; then every timers.check_every.
+    bot.scheduler = FollowUpScheduler(services)
+    bot.scheduler.start()
     return bot
 
 

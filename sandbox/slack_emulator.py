@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ApiCall", "DeliveryResult", "NoAppConnected", "ResponsePost", "SlackEmulator"]
 
+# Web API methods that only read: they change nothing a watcher (`subscribe`) would show.
+READ_ONLY_METHODS = frozenset({
+    "auth.test", "chat.getPermalink", "conversations.replies", "conversations.history",
+    "conversations.info", "conversations.members", "users.info", "usergroups.users.list",
+    "apps.connections.open"})
+
 
 class SlackEmulator(PeopleActions):
     def __init__(self, *, team_id: str = "T0OURTEAM", bot_user_id: str = "U0BOT",
@@ -77,6 +83,7 @@ class SlackEmulator(PeopleActions):
         self._worker: asyncio.Task[None] | None = None
         self._old_senders: list[HttpSender] = []
         self._runner: web.AppRunner | None = None
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.host = "127.0.0.1"
         self.port = 0
 
@@ -161,6 +168,27 @@ class SlackEmulator(PeopleActions):
         if thread_ts:
             found = [m for m in found if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts]
         return [message_view(self.ws.public_message(ch, m)) for m in found]
+
+    # watching ----------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[str, dict[str, Any]], None]
+                  ) -> Callable[[], None]:
+        """Call `listener(kind, detail)` after anything may have changed the workspace: a
+        state-changing Web API call (`kind="api"`, detail `{"method": ...}`), a response_url
+        post (`"response_url"`), or a delivery to the app of what a person did (`"delivery"`).
+        Listeners run on the emulator's loop and must not block. Returns an unsubscribe."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+        return unsubscribe
+
+    def _notify(self, topic: str, /, **detail: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(topic, detail)
+            except Exception:  # a broken watcher must not break the workspace
+                log.exception("emulator listener failed on %s", topic)
 
     # fault injection and records ---------------------------------------------------------
     def fail_next(self, method: str, *, error: str = "ratelimited", status: int | None = None,
@@ -261,6 +289,7 @@ class SlackEmulator(PeopleActions):
     # delivery internals ------------------------------------------------------------------
     async def _deliver(self, kind: str, payload: dict[str, Any], **retry: Any
                        ) -> DeliveryResult:
+        self._notify("delivery", kind=kind, payload_type=payload.get("type"))
         if self.http is not None:
             return await self._record(self.http.send(kind, payload, **retry))
         if self.socket.connections or self.socket.ever_opened:
@@ -362,6 +391,8 @@ class SlackEmulator(PeopleActions):
         call = ApiCall(method, params, copy.deepcopy(body), status)
         self.calls.append(call)
         self._call_waiters.notify(call)
+        if body.get("ok") and method not in READ_ONLY_METHODS:
+            self._notify("api", method=method)
         return web.json_response(body, status=status, headers=headers)
 
     def _auth_error(self, method: str, token: str | None) -> str | None:
@@ -398,4 +429,6 @@ class SlackEmulator(PeopleActions):
             self._apply_response_url(context, payload)
         except SlackError as exc:
             return web.json_response({"ok": False, "error": exc.code})
+        finally:
+            self._notify("response_url", kind=context.get("kind"))
         return web.json_response({"ok": True})

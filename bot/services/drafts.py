@@ -36,7 +36,7 @@ class Drafts:
             text=texts_handoff.draft_header(case_number),
             blocks=draft_blocks(message_id=message.id,
                                 header=texts_handoff.draft_header(case_number),
-                                text=message.text or ""))
+                                text=to_mrkdwn(message.text or "")))
         notice_key = f"on-it:{conversation.id}"
         if not await post_exists(session, notice_key):
             await work.add_post(

@@ -202,5 +202,10 @@ class HumanRequests:
             conversation_id=request.conversation_id,
             args={"channel": self._support_channel, "ts": request.support_ts,
                   "text": outcome,
-                  "blocks": closed_request_blocks(number=request.number,
-                                                  question=request.question, outcome=outcome)})
+                  "blocks": closed_request_blocks(
+                      number=request.number, question=request.question, outcome=outcome,
+                      case_number=await self._case_number(session, request.conversation_id))})
+
+    async def _case_number(self, session: AsyncSession, conversation_id: int) -> int:
+        conversation = await conversations.get_conversation(session, conversation_id)
+        return (conversation.case_number or conversation.id) if conversation else 0

@@ -154,11 +154,14 @@ def assign_modal(*, case_number: int) -> dict[str, Any]:
     ).to_dict()
 
 
-def closed_request_blocks(*, number: int, question: str, outcome: str) -> list[dict[str, Any]]:
-    """What a request post becomes once answered, cancelled or expired (no buttons)."""
+def closed_request_blocks(*, number: int, question: str, outcome: str,
+                          case_number: int) -> list[dict[str, Any]]:
+    """What a request post becomes once answered, cancelled or expired: the question's
+    buttons go, the case's buttons stay (the post may be the case thread's root)."""
     return _blocks(
         SectionBlock(text=MarkdownTextObject(text=texts.human_request_question(number, question))),
         ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
+        case_buttons(case_number),
     )
 
 

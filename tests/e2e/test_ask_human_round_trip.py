@@ -56,7 +56,7 @@ async def test_single_question_round_trip(bot, slack, model):
     await slack.wait_for_call("chat.update")
     updated = next(m for m in slack.messages(SUPPORT) if m["ts"] == post["ts"])
     assert "answered by Sam Staff" in updated["text"]
-    assert "actions" not in str(updated["blocks"])
+    assert "request-answer" not in str(updated["blocks"])  # the question's buttons are gone
 
 
 async def test_two_questions_in_one_step_wait_for_both_answers(bot, slack, model):

@@ -37,7 +37,7 @@ async def test_take_relay_forward_note_and_return_to_bot(bot, slack, model):
     # The pending question is closed with a result that keeps the history valid.
     [request] = await requests(bot)
     assert request.status == "cancelled"
-    tool = [m for m in await stored_messages(bot) if m.role == "tool"][0]
+    tool = next(m for m in await stored_messages(bot) if m.role == "tool")
     assert tool.text == texts.took_over_result(f"<@{STAFF}>")
     # The change is recorded and shown in the support thread.
     async with bot.services.sessions() as session:
