@@ -22,9 +22,9 @@ from bot.agent.tools import ASK_HUMAN, TRANSFER_TO_HUMAN, tools_for
 from bot.config import AppConfig
 from bot.followup_times import request_due_times, working_time, working_zone
 from bot.routing import STRUCTURED_INSTRUCTIONS, parse_structured_answer
+from bot.services.customer_thread import queue_answer, queue_clear_holding
 from bot.services.outbox import SUPPORT_THREAD
 from bot.slack.blocks import human_request_blocks
-from bot.slack.mrkdwn import split_message, to_mrkdwn
 from storage import conversations, human_requests, messages, work
 from storage.models import Conversation, Message, utcnow
 
@@ -196,16 +196,9 @@ class Agent:
                 await self._drafts.propose(session, conversation, message,
                                            conversation_excerpt(history))
             return  # holding lines of askHuman steps are not sent in draft mode
-        key_base = (f"answer:{message.id}" if message
-                    else f"note:{conversation.id}:{utcnow().timestamp()}")
-        for index, chunk in enumerate(split_message(to_mrkdwn(text))):
-            await work.add_post(
-                session, key=f"{key_base}:{index}", method="chat.postMessage",
-                conversation_id=conversation.id,
-                on_sent={"message_id": message.id} if message else None,
-                args={"channel": conversation.channel_id, "thread_ts": conversation.thread_ts,
-                      "text": chunk},
-            )
+        key = (f"answer:{message.id}" if message
+               else f"note:{conversation.id}:{utcnow().timestamp()}")
+        await queue_answer(session, conversation, text, key=key, message=message)
 
     async def _ask_humans(self, session: AsyncSession, conversation: Conversation,
                           message: Message, asks: list[Any], history: list[Message]) -> None:
@@ -262,13 +255,8 @@ class Agent:
 
     async def _clear_holding_reaction(self, session: AsyncSession, conversation: Conversation,
                                       history: list[Message]) -> None:
-        ts = latest_customer_ts(history)
-        if ts:
-            await work.add_post(
-                session, key=f"unreact:{conversation.id}:{ts}:{utcnow().timestamp()}",
-                method="reactions.remove", conversation_id=conversation.id,
-                args={"channel": conversation.channel_id, "ts": ts,
-                      "name": texts.holding_reaction()})
+        await queue_clear_holding(session, conversation, latest_customer_ts(history),
+                                  key=str(utcnow().timestamp()))
 
     async def _record_failure(self, message_id: int, history: list[Message], error: str) -> None:
         async with self._sessions() as session:

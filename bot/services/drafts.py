@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import texts, texts_handoff
+from bot import texts_handoff
 from bot.errors import StaleAction
 from bot.services.case_thread import ensure_case_thread, post_exists, post_in_case_thread
+from bot.services.customer_thread import queue_answer, queue_clear_holding
 from bot.slack.blocks import draft_blocks, outcome_blocks
-from bot.slack.mrkdwn import split_message, to_mrkdwn
+from bot.slack.mrkdwn import to_mrkdwn
 from storage import conversations, work
 from storage.models import Conversation, Message, OutboxPost, utcnow
 
@@ -64,20 +65,12 @@ class Drafts:
                 "at": utcnow().isoformat()}}
             conversation = await conversations.get_conversation(session,
                                                                 message.conversation_id)
-            for index, chunk in enumerate(split_message(to_mrkdwn(message.text or ""))):
-                await work.add_post(
-                    session, key=f"answer:{message.id}:{index}", method="chat.postMessage",
-                    conversation_id=conversation.id, on_sent={"message_id": message.id},
-                    args={"channel": conversation.channel_id,
-                          "thread_ts": conversation.thread_ts, "text": chunk})
+            await queue_answer(session, conversation, message.text or "",
+                               key=f"answer:{message.id}", message=message)
             await self._close_card(session, message, texts_handoff.draft_sent(name, edited))
-            latest = await self._latest_customer_ts(session, conversation.id)
-            if latest:
-                await work.add_post(
-                    session, key=f"unreact:{conversation.id}:{latest}:{message.id}",
-                    method="reactions.remove", conversation_id=conversation.id,
-                    args={"channel": conversation.channel_id, "ts": latest,
-                          "name": texts.holding_reaction()})
+            await queue_clear_holding(
+                session, conversation, await self._latest_customer_ts(session, conversation.id),
+                key=f"draft-{message.id}")
             await session.commit()
             return conversation.id
 
