@@ -259,6 +259,12 @@ class FollowUpScheduler:
 
     async def _notify_one(self, row: followups.DueConversation, now: datetime) -> int | None:
         async with self._services.sessions() as session:
+            if not await self._still_waiting(session, row.id):
+                # Answered since (e.g. a staff reply relayed to the customer): nobody waits.
+                await followups.end_stale_wait(session, conversation_id=row.id,
+                                               waiting_since=row.since)
+                await session.commit()
+                return None
             if not await followups.claim_holding_notice(
                     session, conversation_id=row.id, waiting_since=row.since, now=now):
                 await session.rollback()
@@ -277,6 +283,13 @@ class FollowUpScheduler:
             await work.add_work(session, conversation_id=conversation.id, kind="flush")
             await session.commit()
             return conversation.id
+
+    @staticmethod
+    async def _still_waiting(session: AsyncSession, conversation_id: int) -> bool:
+        """A question is pending with staff, or the customer spoke last."""
+        if await human_requests.pending_requests(session, conversation_id):
+            return True
+        return await followups.last_message_role(session, conversation_id) == "user"
 
     # release of idle cases owned by one person -----------------------------------------------
     async def release_idle(self) -> int:

@@ -59,7 +59,7 @@ def snapshot(sandbox: Sandbox, viewer: str) -> dict[str, Any]:
         "version": sandbox.version, "ready": emulator is not None, "me": viewer,
         "model": {"name": model.name, "offline": model.offline,
                   "description": model.description},
-        "database": {"url": sandbox.database_url, "kept_on_reset": sandbox.keeps_database},
+        "database": {"url": sandbox.database_label, "kept_on_reset": sandbox.keeps_database},
         "identities": [{"id": i.user_id, "label": i.label, "role": i.role, "about": i.about}
                        for i in demo.IDENTITIES],
         "command": config.slack.command if config else "/handoff",

@@ -204,6 +204,11 @@ class Sandbox:
                          description=f"{llm.model} via litellm ({where}), from app.yaml / env.")
 
     @property
+    def database_label(self) -> str:
+        """The database URL without its password, for the page and the terminal."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
     def keeps_database(self) -> bool:
         return sqlite_file(self.database_url) is None
 
@@ -214,23 +219,29 @@ async def run_sandbox(config: AppConfig, *, host: str = "127.0.0.1", port: int =
 
     from sandbox.web_app import build_web_app
 
+    for chatty in ("alembic", "LiteLLM", "litellm"):  # start-up details nobody reads here
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     sandbox = Sandbox(config)
-    await sandbox.start()
     runner = web.AppRunner(build_web_app(sandbox), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    try:
+    try:  # the port first: a busy one fails at once, before anything else starts
         await web.TCPSite(runner, host, port).start()
     except OSError as error:
         await runner.cleanup()
-        await sandbox.stop()
         raise SystemExit(f"error: cannot serve the sandbox on {host}:{port} ({error.strerror}); "
                          f"try another port: python -m bot sandbox --port {port + 1}") from None
+    try:
+        await sandbox.start()
+    except BaseException:
+        await runner.cleanup()
+        await sandbox.stop()
+        raise
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     bound_port = runner.addresses[0][1]
     print(f"\n  Sandbox ready: open http://{shown}:{bound_port}/ in your browser\n"
           f"  model: {sandbox.model_info.name}"
           f"{' (offline demo model)' if sandbox.offline else ''}"
-          f" · database: {sandbox.database_url} · Ctrl+C stops\n", flush=True)
+          f" · database: {sandbox.database_label} · Ctrl+C stops\n", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Conversation, HumanRequest
+from storage.models import Conversation, HumanRequest, Message
 
 NOT_ASSIGNED_TO_PEOPLE = ("bot", "humans")
 
@@ -166,6 +166,30 @@ async def claim_release(session: AsyncSession, *, conversation_id: int, assignee
         .where(Conversation.id == conversation_id, Conversation.assignee == assignee,
                _last_activity() <= idle_since)
         .values(last_human_activity_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def last_message_role(session: AsyncSession, conversation_id: int) -> str | None:
+    """The role of the conversation's latest successful message (`user`: the customer spoke
+    last and nobody answered yet)."""
+    return (await session.execute(
+        select(Message.role)
+        .where(Message.conversation_id == conversation_id, Message.status == "success")
+        .order_by(Message.order.desc(), Message.step_order.desc())
+        .limit(1)
+    )).scalar_one_or_none()
+
+
+async def end_stale_wait(session: AsyncSession, *, conversation_id: int,
+                         waiting_since: datetime) -> bool:
+    """Clear a waiting time that outlived its wait (the customer was answered since)."""
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id,
+               Conversation.waiting_on_humans_since == waiting_since)
+        .values(waiting_on_humans_since=None, customer_notified_at=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1

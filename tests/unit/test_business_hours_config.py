@@ -7,9 +7,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from bot import texts
-from bot.config import ConfigError, load_config, parse_config
+from bot.config import AppConfig, ConfigError, load_config, parse_config
 from bot.followup_times import (
     business_hours,
     next_reminder_at,
@@ -39,6 +40,10 @@ timers:
 
 def berlin(*args: int) -> datetime:
     return datetime(*args, tzinfo=BERLIN)
+
+
+def load_config_text(text: str) -> AppConfig:
+    return parse_config(yaml.safe_load(text))
 
 
 def hours(**settings: object) -> BusinessHours:
@@ -175,7 +180,7 @@ def test_check_interval_and_retention() -> None:
     assert timers.check_every == timedelta(seconds=0.5)
     assert timers.retention == timedelta(days=3)
     assert parse_config({}).timers.check_every == timedelta(seconds=15)
-    with pytest.raises(ConfigError, match="timers.check_every"):
+    with pytest.raises(ConfigError, match=r"timers\.check_every"):
         parse_config({"timers": {"check_every": "0s"}})
 
 
@@ -183,9 +188,3 @@ def test_business_hours_helper_takes_day_names() -> None:
     config = parse_config({"timers": {"business_hours": {"days": ["sat", "sun"]}}})
     working = business_hours(config.timers.business_hours)
     assert working.days == frozenset({5, 6})
-
-
-def load_config_text(text: str):  # noqa: ANN201 - a test helper
-    import yaml
-
-    return parse_config(yaml.safe_load(text))

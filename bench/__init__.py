@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): the real bot against a bare Bolt app, on loopback, as ratios."""

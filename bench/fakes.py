@@ -1,0 +1,109 @@
+"""The sandbox fakes in their own process: the Slack emulator, the model server answering
+`Reply("ok")`, and a small control server the benchmark driver talks to.
+
+    python -m bench.fakes      # prints `READY {json}` with the URLs, then serves until SIGTERM
+
+Control routes (JSON in, JSON out):
+- `POST /events {"n": K}`: K new top-level customer messages, stored in the emulator (so the
+  bot can answer in their threads) but not delivered; answers their signed-ready
+  `event_callback` payloads. The driver sends them itself, to time each request.
+- `POST /connect {"url": U}`: deliver the emulator's echoes of the bot's own posts to U.
+- `POST /replies {"roots": [ts...], "timeout": s}`: the ts (wall-clock seconds) of the bot's
+  first post in each root's thread, waiting for it up to `timeout` (null when none came).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import uuid
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from aiohttp import web
+
+from sandbox import slack_payloads
+from sandbox.model_server import ModelServer, Reply
+from sandbox.slack_emulator import SlackEmulator
+
+SUPPORT, CUSTOMERS, CUSTOMER, STAFF = "C0SUPPORT", "C0ACME", "U0CUSTOMER", "U0STAFF"
+
+
+def seeded_emulator() -> SlackEmulator:
+    emulator = SlackEmulator(team_id="T0OURTEAM")
+    emulator.add_user(CUSTOMER, "carol", real_name="Carol Customer", team_id="T0ACME")
+    emulator.add_user(STAFF, "sam", real_name="Sam Staff")
+    emulator.add_channel(SUPPORT, "support", members=[STAFF])
+    emulator.add_channel(CUSTOMERS, "acme-shared", is_ext_shared=True, members=[CUSTOMER, STAFF])
+    return emulator
+
+
+def new_customer_message(emulator: SlackEmulator, text: str) -> dict[str, Any]:
+    """Store a customer's top-level message; return the event Slack would send for it."""
+    ws, channel = emulator.ws, emulator.ws.channel(CUSTOMERS)
+    message = {"client_msg_id": str(uuid.uuid4()), "type": "message", "text": text,
+               "user": CUSTOMER, "ts": ws.next_ts(), "team": ws.team_of(CUSTOMER),
+               "blocks": slack_payloads.rich_text_blocks(text)}
+    ws.store(channel, message)
+    event = slack_payloads.message_event(ws, channel, message)
+    return slack_payloads.event_callback(ws, event, event_id="Ev" + ws.new_id("", 10),
+                                         channel=channel)
+
+
+def control_app(emulator: SlackEmulator) -> web.Application:
+    async def events(request: web.Request) -> web.Response:
+        count = int((await request.json())["n"])
+        payloads = [new_customer_message(emulator, f"Question {uuid.uuid4().hex[:8]}?")
+                    for _ in range(count)]
+        return web.json_response({"events": payloads})
+
+    async def connect(request: web.Request) -> web.Response:
+        emulator.connect_http((await request.json())["url"])
+        return web.json_response({"ok": True})
+
+    async def replies(request: web.Request) -> web.Response:
+        body = await request.json()
+
+        async def first_reply(root: str) -> float | None:
+            try:
+                message = await emulator.wait_for_message(CUSTOMERS, thread_ts=root,
+                                                          timeout=float(body["timeout"]))
+            except TimeoutError:
+                return None
+            return float(message["ts"])
+
+        found = await asyncio.gather(*(first_reply(root) for root in body["roots"]))
+        return web.json_response({"replies": dict(zip(body["roots"], found, strict=True))})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/events", events)
+    app.router.add_post("/connect", connect)
+    app.router.add_post("/replies", replies)
+    return app
+
+
+async def main() -> None:
+    emulator, model = seeded_emulator(), ModelServer(default=lambda _request: Reply("ok"))
+    await emulator.start()
+    await model.start()
+    runner = web.AppRunner(control_app(emulator), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    info = {"control": f"http://127.0.0.1:{runner.addresses[0][1]}",
+            "slack_api": emulator.api_url, "model": model.base_url,
+            "bot_token": emulator.bot_token, "signing_secret": emulator.signing_secret,
+            "support": SUPPORT, "customers": CUSTOMERS}
+    print("READY", json.dumps(info), flush=True)
+    await stop.wait()
+    await runner.cleanup()
+    await model.stop()
+    await emulator.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
