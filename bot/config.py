@@ -112,6 +112,9 @@ class LlmSettings(_Section):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///bot.db"
+    # Conversations worked at once by one process (model turns, posts). Bounded so that the
+    # listeners that acknowledge Slack always find a free connection and a responsive loop.
+    concurrency: int = Field(default=8, ge=1, le=200)
 
 
 def _duration(value: Any) -> timedelta:

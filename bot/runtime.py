@@ -64,7 +64,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     people = People(config, slack)
     model = ModelClient(config.llm)
     outbox = Outbox(sessions, slack, support)
-    worker = Worker(sessions, outbox, sweep_seconds=sweep_seconds)
+    worker = Worker(sessions, outbox, sweep_seconds=sweep_seconds,
+                    concurrency=config.database.concurrency)
     intake = Intake(sessions, support)
     human_requests = HumanRequests(sessions, support)
     handoff = Handoff(config, sessions, human_requests)

@@ -30,13 +30,14 @@ MAX_ATTEMPTS = 3
 
 class Worker:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
-                 *, sweep_seconds: float = 5.0) -> None:
+                 *, sweep_seconds: float = 5.0, concurrency: int = 8) -> None:
         self._sessions = sessions
         self._outbox = outbox
         self._handlers: dict[str, Handler] = {}
         self._owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._running: dict[int, asyncio.Task[None]] = {}
         self._sweep_seconds = sweep_seconds
+        self._slots = asyncio.Semaphore(concurrency)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -114,6 +115,10 @@ class Worker:
             await session.commit()
 
     async def _drain(self, conversation_id: int) -> None:
+        async with self._slots:
+            await self._drain_claimed(conversation_id)
+
+    async def _drain_claimed(self, conversation_id: int) -> None:
         while True:
             if not await self._claim(conversation_id):
                 return  # another worker holds it; it re-checks after releasing

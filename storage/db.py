@@ -40,7 +40,8 @@ def create_engine(url: str) -> AsyncEngine:
     """An asyncio engine; SQLite runs in WAL mode with foreign keys enforced."""
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
-        engine = create_async_engine(target, connect_args={"timeout": 30})
+        engine = create_async_engine(target, connect_args={"timeout": 30}, pool_size=10,
+                                     max_overflow=10)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
         return engine
     return create_async_engine(target, pool_size=10, max_overflow=10, pool_pre_ping=True)
