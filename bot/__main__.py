@@ -16,6 +16,7 @@ def _configure_logging(level: str) -> None:
     # Libraries that would log request details (and with them tokens) at DEBUG stay quieter.
     for noisy in ("slack_sdk", "slack_bolt", "LiteLLM", "litellm", "httpx", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,12 +42,18 @@ log = logging.getLogger(__name__)
 DEFAULT_DATABASE_URL = DatabaseSettings().url
 SANDBOX_DATABASE_URL = "sqlite:///sandbox.db"
 OFFLINE_MODEL = "openai/sandbox-offline"
-# Short timers, so that a reminder or a holding notice shows up while someone watches.
-DEMO_TIMERS = TimerSettings(remind_after=timedelta(minutes=1), max_reminders=3,
-                            escalate_after=timedelta(minutes=3),
-                            give_up_after=timedelta(minutes=15),
-                            notify_customer_after=timedelta(minutes=2),
-                            release_after=timedelta(hours=1))
+# Short timers, so that a reminder or a holding notice shows up while someone watches; the
+# demo team is always open (no business hours). Other timer settings come from app.yaml.
+DEMO_TIMERS: dict[str, object] = {
+    "remind_after": timedelta(minutes=1), "escalate_after": timedelta(minutes=3),
+    "give_up_after": timedelta(minutes=15), "notify_customer_after": timedelta(minutes=2),
+    "release_after": timedelta(hours=1), "business_hours": None,
+    "check_every": timedelta(seconds=5)}
+
+
+def demo_timers(timers: TimerSettings) -> TimerSettings:
+    known = type(timers).model_fields
+    return timers.model_copy(update={k: v for k, v in DEMO_TIMERS.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def sandbox_config(config: AppConfig, *, emulator: SlackEmulator, database_url: 
         "llm": llm,
         "routing": routing,
         "database": DatabaseSettings(url=database_url),
-        "timers": DEMO_TIMERS,
+        "timers": demo_timers(config.timers),
     })
 
 

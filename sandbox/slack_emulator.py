@@ -3,7 +3,8 @@
 One aiohttp server serves the Web API (`/api/<method>`), the Socket Mode WebSocket and
 `response_url`s. Calls are recorded (`calls`), can be made to fail (`fail_next`), and what Slack
 would tell the app (people's messages, the bot's own posts echoed back, edits, reactions,
-commands, clicks, modal submissions) is delivered over signed HTTP or Socket Mode.
+commands, clicks, modal submissions) is delivered over signed HTTP or Socket Mode. `subscribe`
+tells a watcher (the sandbox page) whenever the workspace may have changed.
 
     emu = SlackEmulator()
     emu.add_user("U1", "alice", team_id="T0CUSTOMER")

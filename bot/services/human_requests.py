@@ -18,7 +18,7 @@ from bot.agent.tools import ASK_HUMAN
 from bot.errors import CaseNotFound, RequestClosed
 from bot.services.intake import human_metadata
 from bot.services.relay import relay_to_customer
-from bot.slack.blocks import closed_request_blocks
+from bot.slack.blocks import case_header_text, closed_request_blocks
 from storage import conversations, events, human_requests, messages, work
 from storage.models import Conversation, HumanRequest, OutboxPost
 
@@ -194,6 +194,13 @@ class HumanRequests:
                                  status: str, name: str, answer: str | None) -> None:
         if not request.support_ts:
             return
+        conversation = await conversations.get_conversation(session, request.conversation_id)
+        header = None
+        if conversation.support_thread_ts == request.support_ts:
+            header = case_header_text(
+                case_number=conversation.case_number or conversation.id,
+                customer_name=conversation.customer_name or "Customer",
+                channel_id=conversation.channel_id, thread_ts=conversation.thread_ts)
         outcome = (texts.human_request_answered(request.number, name, answer)
                    if status == "answered" and answer
                    else f"{texts.human_request_closed(request.number, status)} ({name})")
@@ -204,8 +211,5 @@ class HumanRequests:
                   "text": outcome,
                   "blocks": closed_request_blocks(
                       number=request.number, question=request.question, outcome=outcome,
-                      case_number=await self._case_number(session, request.conversation_id))})
-
-    async def _case_number(self, session: AsyncSession, conversation_id: int) -> int:
-        conversation = await conversations.get_conversation(session, conversation_id)
-        return (conversation.case_number or conversation.id) if conversation else 0
+                      case_number=conversation.case_number or conversation.id,
+                      header=header)})

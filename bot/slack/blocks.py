@@ -154,15 +154,19 @@ def assign_modal(*, case_number: int) -> dict[str, Any]:
     ).to_dict()
 
 
-def closed_request_blocks(*, number: int, question: str, outcome: str,
-                          case_number: int) -> list[dict[str, Any]]:
+def closed_request_blocks(*, number: int, question: str, outcome: str, case_number: int,
+                          header: str | None = None) -> list[dict[str, Any]]:
     """What a request post becomes once answered, cancelled or expired: the question's
-    buttons go, the case's buttons stay (the post may be the case thread's root)."""
-    return _blocks(
+    buttons go, the case's buttons stay, and a post that opened the case keeps its header."""
+    blocks: list[Any] = []
+    if header:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=header)))
+    blocks += [
         SectionBlock(text=MarkdownTextObject(text=texts.human_request_question(number, question))),
         ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
         case_buttons(case_number),
-    )
+    ]
+    return _blocks(*blocks)
 
 
 def answer_modal(*, request_id: int, number: int, question: str,

@@ -109,9 +109,11 @@ function renderSidebar() {
   $("#model-name").innerHTML = `${Render.esc(s.model.name)}${s.model.offline
     ? ' <span class="badge offline">offline demo model</span>' : ' <span class="badge live">live model</span>'}`;
   $("#model-description").textContent = s.model.description;
+  const file = /^sqlite:\/\/\/(.*)$/.exec(s.database.url);
   $("#database").textContent = s.database.kept_on_reset
     ? `Database: ${s.database.url} (not a SQLite file: reset keeps its rows)`
-    : `Database: ${s.database.url}`;
+    : `Database: SQLite file ${file ? file[1].split("/").pop() : s.database.url}`;
+  $("#database").title = s.database.url;
   if (!s.ready) $("#database").textContent = "Restarting…";
 }
 

@@ -56,6 +56,7 @@ async def test_single_question_round_trip(bot, slack, model):
     await slack.wait_for_call("chat.update")
     updated = next(m for m in slack.messages(SUPPORT) if m["ts"] == post["ts"])
     assert "answered by Sam Staff" in updated["text"]
+    assert "Case #1" in str(updated["blocks"])  # the post that opened the case keeps its header
     assert "request-answer" not in str(updated["blocks"])  # the question's buttons are gone
 
 

@@ -48,23 +48,27 @@ async def test_a_late_answer_does_not_reopen_the_expired_question(start, slack, 
     ts, post = await ask(slack, model, honest(HONEST))
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == HONEST)
     await bot.services.worker.idle()
+    calls = len(model.requests)
 
     await slack.user_posts(SUPPORT, STAFF, "Sorry for the delay: yes, refund it.",
                            thread_ts=post["ts"])
     await slack.settle()
     await bot.services.worker.idle()
 
+    # The question stays expired and the model's history keeps its one result; what staff
+    # wrote late reaches the customer as their own words (issue 5's relay), not as a tool result.
     request = await the_request(bot)
-    assert (request.status, request.answer) == ("expired", None)
+    assert request.status == "expired"
     tools = [m for m in await stored_messages(bot) if m.role == "tool"]
     assert [t.text for t in tools] == [texts.request_expired_result()]
+    assert len(model.requests) == calls
     assert len([m for m in bot_posts(slack, CUSTOMERS, ts) if m["text"] == HONEST]) == 1
 
 
 async def test_an_answer_racing_the_give_up_has_exactly_one_winner(start, slack, model):
     # Only the start-up check runs by itself; the test runs the give-up when it wants.
     bot = await start(timers=timers(give_up_after="1s", check_every="1h"))
-    ts, _ = await ask(slack, model, honest("Whichever came first."))
+    ts, _ = await ask(slack, model, honest(HONEST))
     request = await the_request(bot)
     await wait_until(request.give_up_at)
 
@@ -73,17 +77,21 @@ async def test_an_answer_racing_the_give_up_has_exactly_one_winner(start, slack,
         bot.services.human_requests.answer(request_id=request.id, text="Yes.", user_id=STAFF,
                                            name="Sam Staff"),
         return_exceptions=True)
+    bot.services.worker.kick(request.conversation_id)  # as the Slack listener does
+    # Either the model continues from the winning result, or (the give-up won) the late
+    # answer reaches the customer as the staff member's message.
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
-                                 predicate=lambda m: m["text"] == "Whichever came first.")
+                                 predicate=lambda m: m["text"] in (HONEST, "Yes."))
     await bot.services.worker.idle()
 
     request = await the_request(bot)
     tools = [m for m in await stored_messages(bot) if m.role == "tool"]
     assert len(tools) == 1
     if request.status == "expired":
-        assert results[0] == 1 and isinstance(results[1], Exception)
+        assert results[0] == 1
         assert tools[0].text == texts.request_expired_result()
     else:
         assert request.status == "answered" and results[0] == 0
         assert tools[0].text == "Yes."
-    assert len(model.requests) == 2  # one continuation, whoever won
+        assert len(model.requests) == 2  # one continuation
+    assert len(model.requests) <= 2
