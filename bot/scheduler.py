@@ -122,7 +122,7 @@ class FollowUpScheduler:
             try:
                 done = await job()
                 if done:
-                    log.info("%s: %d follow-up(s)", job_id, done)
+                    log.info("%s: %d row(s) handled", job_id, done)
             except Exception:
                 log.exception("%s failed", job_id)
             finally:

@@ -105,6 +105,12 @@ async def due_give_ups(session: AsyncSession, *, now: datetime,
     return [DueRequest(*row) for row in rows.all()]
 
 
+def _not_told_in_this_wait() -> ColumnElement[bool]:
+    # A notice from an earlier wait (one whose end did not reset it) does not count.
+    return or_(Conversation.customer_notified_at.is_(None),
+               Conversation.customer_notified_at < Conversation.waiting_on_humans_since)
+
+
 async def waiting_customers(session: AsyncSession, *, waiting_since_before: datetime,
                             limit: int = 100) -> list[DueConversation]:
     """Open conversations whose customer has waited on staff since before the given time and
@@ -114,7 +120,7 @@ async def waiting_customers(session: AsyncSession, *, waiting_since_before: date
         .where(Conversation.status == "open",
                Conversation.waiting_on_humans_since.is_not(None),
                Conversation.waiting_on_humans_since <= waiting_since_before,
-               Conversation.customer_notified_at.is_(None))
+               _not_told_in_this_wait())
         .order_by(Conversation.waiting_on_humans_since, Conversation.id)
         .limit(limit)
     )
@@ -128,9 +134,9 @@ async def claim_holding_notice(session: AsyncSession, *, conversation_id: int,
     result = await session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id,
-               Conversation.customer_notified_at.is_(None),
                Conversation.waiting_on_humans_since.is_not(None),
-               Conversation.waiting_on_humans_since <= waiting_since)
+               Conversation.waiting_on_humans_since <= waiting_since,
+               _not_told_in_this_wait())
         .values(customer_notified_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -82,3 +82,27 @@ async def test_a_customer_answered_by_staff_meanwhile_is_not_told(start, slack, 
     await bot.services.worker.idle()
     assert notices(slack, ts) == []
     assert (await conversation(bot)).waiting_on_humans_since is None
+
+
+async def test_each_wait_gets_its_own_notice(start, slack, model):
+    bot = await start(timers=timers(notify_customer_after="1s"))
+    ts, post = await ask(slack, model, Reply("Refund approved."))
+    await slack.wait_for_message(
+        CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == texts.customer_holding_notice())
+    await slack.user_posts(SUPPORT, STAFF, "Approved.", thread_ts=post["ts"])
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
+                                 predicate=lambda m: m["text"] == "Refund approved.")
+    await bot.services.worker.idle()
+    assert (await conversation(bot)).waiting_on_humans_since is None
+
+    async with bot.services.sessions() as session:
+        case = await conversations.get_conversation_by_case(session, 1)
+        await conversations.change_assignee(session, case, to=STAFF, by=STAFF,
+                                            reason="test takes the case")
+        await session.commit()
+    await slack.user_posts(CUSTOMERS, CUSTOMER, "Thanks! When will I see it?", thread_ts=ts)
+    last = notices(slack, ts)[-1]["ts"]
+    second = await slack.wait_for_message(
+        CUSTOMERS, thread_ts=ts, since_ts=last,
+        predicate=lambda m: m["text"] == texts.customer_holding_notice())
+    assert second and len(notices(slack, ts)) == 2

@@ -20,7 +20,7 @@ HONEST = "Sorry, the team has not answered yet; they will follow up here."
 
 
 async def test_two_replicas_run_the_follow_ups_of_a_case_once(start, slack, model):
-    both = timers(remind_after="1s", max_reminders=1, escalate_after="2s", give_up_after="3s")
+    both = timers(remind_after="1s", max_reminders=1, escalate_after="2s", give_up_after="4s")
     first = await start(timers=both)
     second = await start(timers=both)
     ts, post = await ask(slack, model, honest(HONEST))
@@ -45,7 +45,7 @@ async def test_two_replicas_run_the_follow_ups_of_a_case_once(start, slack, mode
 async def test_replicas_checking_at_the_same_moment_claim_each_row_once(start, slack, model):
     # The schedulers only check at start-up; the test makes them race on due rows.
     quiet = timers(remind_after="1s", max_reminders=1, escalate_after="1s",
-                   give_up_after="2s", check_every="1h")
+                   give_up_after="3s", check_every="1h")
     first = await start(timers=quiet)
     second = await start(timers=quiet)
     ts, post = await ask(slack, model, honest(HONEST))
