@@ -37,6 +37,17 @@ async def pending_requests(session: AsyncSession, conversation_id: int) -> list[
     return list(rows.scalars())
 
 
+async def latest_unanswered_expired(session: AsyncSession,
+                                    conversation_id: int) -> HumanRequest | None:
+    """The newest request that timed out and got no staff answer afterwards."""
+    return (await session.execute(
+        select(HumanRequest)
+        .where(HumanRequest.conversation_id == conversation_id,
+               HumanRequest.status == "expired", HumanRequest.answer.is_(None))
+        .order_by(HumanRequest.id.desc()).limit(1)
+    )).scalars().first()
+
+
 async def requests_of_message(session: AsyncSession, message_id: int) -> list[HumanRequest]:
     rows = await session.execute(
         select(HumanRequest).where(HumanRequest.message_id == message_id).order_by(HumanRequest.id)

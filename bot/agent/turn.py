@@ -177,8 +177,9 @@ class Agent:
                 await self._transfer(session, conversation, message, transfers[0], history)
             elif asks:
                 outcome = "asked"
-                await self._ask_humans(session, conversation, message, asks, history)
-                if not result.text:
+                team_away = await self._ask_humans(session, conversation, message, asks,
+                                                   history)
+                if not result.text and not team_away:
                     await self._queue_customer_post(session, conversation, None,
                                                     texts.waiting_on_team_note())
             elif others:
@@ -201,7 +202,8 @@ class Agent:
         await queue_answer(session, conversation, text, key=key, message=message)
 
     async def _ask_humans(self, session: AsyncSession, conversation: Conversation,
-                          message: Message, asks: list[Any], history: list[Message]) -> None:
+                          message: Message, asks: list[Any], history: list[Message]) -> bool:
+        """Post the questions to staff; True when the customer was told the team is away."""
         now = utcnow()
         working = working_time(self._config)
         due = request_due_times(self._config.timers, working, now)
@@ -242,6 +244,8 @@ class Agent:
                     args={"channel": conversation.channel_id,
                           "thread_ts": conversation.thread_ts,
                           "text": texts.team_away_note(back)})
+                return True
+        return False
 
     async def _transfer(self, session: AsyncSession, conversation: Conversation,
                         message: Message, call: Any, history: list[Message]) -> None:

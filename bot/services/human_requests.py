@@ -55,6 +55,12 @@ class HumanRequests:
                 return None, []
             return conversation, await human_requests.pending_requests(session, conversation.id)
 
+    async def awaits_late_answer(self, conversation_id: int) -> bool:
+        """A question of this case timed out and nobody has answered it since."""
+        async with self._sessions() as session:
+            return await human_requests.latest_unanswered_expired(
+                session, conversation_id) is not None
+
     async def adopt_support_thread(
         self, outbox_key: str | None, support_thread_ts: str
     ) -> tuple[Conversation | None, list[HumanRequest]]:
@@ -86,9 +92,10 @@ class HumanRequests:
                 return None
             if number is None:
                 pending = await human_requests.pending_requests(session, conversation_id)
-                if not pending:
+                late = await human_requests.latest_unanswered_expired(session, conversation_id)
+                if not pending and late is None:
                     raise RequestClosed(texts.no_pending_question(conversation_id))
-                request = pending[0]
+                request = pending[0] if pending else late
             else:
                 request = await human_requests.find_request_by_number(
                     session, conversation_id=conversation_id, number=number)
@@ -160,6 +167,7 @@ class HumanRequests:
         conversation = await conversations.get_conversation(session, request.conversation_id)
         if not remaining and conversation is not None:
             conversation.waiting_on_humans_since = None
+            conversation.customer_notified_at = None
         await session.commit()
         return Closed(request.conversation_id, request.number, continues=not step_open)
 

@@ -102,7 +102,9 @@ class Inbox:
             return
         name = await self._people.name(user_id, author_name_from_event(event))
         numbered, _ = parse_numbered_reply(event.get("text", ""))
-        if not pending and numbered is None:
+        late = (not pending and numbered is None
+                and await self._human_requests.awaits_late_answer(conversation.id))
+        if not pending and numbered is None and not late:
             for hook in self.support_reply_hooks:
                 await hook(conversation, event, name)
             return

@@ -34,4 +34,6 @@ async def relay_to_customer(
                         on_sent={"message_id": message.id})
     await work.add_work(session, conversation_id=conversation.id, kind="flush")
     conversation.last_human_activity_at = utcnow()
+    conversation.waiting_on_humans_since = None  # a person just answered the customer
+    conversation.customer_notified_at = None
     return message

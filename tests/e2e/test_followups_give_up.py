@@ -63,6 +63,11 @@ async def test_a_late_answer_does_not_reopen_the_expired_question(start, slack, 
     assert [t.text for t in tools] == [texts.request_expired_result()]
     assert len(model.requests) == calls
     assert len([m for m in bot_posts(slack, CUSTOMERS, ts) if m["text"] == HONEST]) == 1
+    late = await slack.wait_for_message(
+        CUSTOMERS, thread_ts=ts,
+        predicate=lambda m: m["text"] == "Sorry for the delay: yes, refund it.")
+    assert late["username"] == "Sam Staff"
+    assert request.answered_by == STAFF and request.answer == "Sorry for the delay: yes, refund it."
 
 
 async def test_an_answer_racing_the_give_up_has_exactly_one_winner(start, slack, model):
