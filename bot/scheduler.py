@@ -15,7 +15,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -249,13 +249,18 @@ class FollowUpScheduler:
         async with self._services.sessions() as session:
             candidates = await followups.waiting_customers(
                 session, waiting_since_before=now - wait, limit=BATCH)
-        # Longest waiting first: once one has not waited `wait` of working time, none has.
+        due = self._waited_long_enough(candidates, wait, now)
+        return await self._each("notify_customers", due, lambda row: self._notify_one(row, now))
+
+    def _waited_long_enough(self, candidates: list[followups.DueConversation],
+                            wait: timedelta, now: datetime) -> list[followups.DueConversation]:
+        """Rows (longest waiting first) whose wait, in working time, has reached `wait`."""
         due = []
         for row in candidates:
             if working_time_between(self._working, row.since, now) < wait:
-                break
+                break  # ordered by wait: once one has not waited long enough, none has
             due.append(row)
-        return await self._each("notify_customers", due, lambda row: self._notify_one(row, now))
+        return due
 
     async def _notify_one(self, row: followups.DueConversation, now: datetime) -> int | None:
         async with self._services.sessions() as session:
@@ -298,11 +303,7 @@ class FollowUpScheduler:
         async with self._services.sessions() as session:
             candidates = await followups.idle_person_owned(
                 session, idle_since_before=now - idle, limit=BATCH)
-        due = []
-        for row in candidates:
-            if working_time_between(self._working, row.since, now) < idle:
-                break
-            due.append(row)
+        due = self._waited_long_enough(candidates, idle, now)
         return await self._each("release_idle", due, lambda row: self._release_one(row, now))
 
     async def _release_one(self, row: followups.DueConversation, now: datetime) -> int | None:
