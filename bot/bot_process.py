@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+import signal
+from dataclasses import dataclass
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -28,7 +29,6 @@ class RunningBot:
     http_port: int | None = None
     _runner: web.AppRunner | None = None
     _socket: AsyncSocketModeHandler | None = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     scheduler: FollowUpScheduler | None = None
 
     async def stop(self) -> None:
@@ -69,8 +69,15 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
 
 
 async def run_forever(config: AppConfig) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly: running turns finish or are left for
+    another replica (their leases expire), nothing recorded is lost."""
     bot = await start_bot(config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        log.info("stopping")
     finally:
         await bot.stop()
