@@ -17,6 +17,10 @@ async def get_or_create_conversation(
     customer_user_id: str | None = None, customer_name: str | None = None,
 ) -> Conversation:
     """The conversation of a customer thread; concurrent creators get the same row."""
+    existing = await find_conversation_by_thread(session, channel_id=channel_id,
+                                                 thread_ts=thread_ts)
+    if existing is not None and existing.team_id == team_id:
+        return existing
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     statement = insert(Conversation).values(
         team_id=team_id, channel_id=channel_id, thread_ts=thread_ts,

@@ -22,6 +22,18 @@ async def accept_once(session: AsyncSession, key: str) -> bool:
     return result.rowcount == 1
 
 
+async def accept_all_once(session: AsyncSession, keys: list[str]) -> bool:
+    """Insert every key in one statement; False when any was already there. The caller rolls
+    back on False, so a partly new delivery (an `app_mention` twin) records nothing."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    result = await session.execute(
+        insert(ReceivedEvent).values([{"key": key, "received_at": now} for key in keys])
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return result.rowcount == len(keys)
+
+
 async def prune_received(session: AsyncSession, *, older_than: datetime) -> int:
     result = await session.execute(
         delete(ReceivedEvent).where(ReceivedEvent.received_at < older_than))

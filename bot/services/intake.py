@@ -44,10 +44,10 @@ class Intake:
         self._support_channel = support_channel
 
     async def _accept(self, session: AsyncSession, incoming: IncomingMessage) -> bool:
-        if incoming.event_key and not await events.accept_once(session, incoming.event_key):
-            return False
-        return await events.accept_once(
-            session, message_dedupe_key(incoming.channel_id, incoming.ts))
+        keys = [message_dedupe_key(incoming.channel_id, incoming.ts)]
+        if incoming.event_key:
+            keys.append(incoming.event_key)
+        return await events.accept_all_once(session, keys)
 
     async def record_customer_message(self, incoming: IncomingMessage) -> int | None:
         """Save a customer's message and queue what follows; the conversation id, or None
