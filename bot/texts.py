@@ -15,17 +15,12 @@ def holding_reaction() -> str:
     return "hourglass_flowing_sand"
 
 
-def waiting_on_staff_reaction() -> str:
-    """Reaction shown on the customer's thread root while staff are consulted."""
-    return "busts_in_silhouette"
 
 
 def waiting_on_team_note() -> str:
     return "I've asked our support team about this and will get back to you here shortly."
 
 
-def answer_split_notice() -> str:
-    return "(continued)"
 
 
 def model_failed_customer() -> str:
@@ -120,15 +115,6 @@ def format_duration(duration: timedelta) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
-def missing_tokens_help() -> str:
-    return (
-        "No Slack tokens configured. Create the Slack app from slack-manifest.yaml (README: "
-        "'Create the Slack app') and export SLACK_BOT_TOKEN and SLACK_APP_TOKEN, or try the bot "
-        "without Slack: python -m bot sandbox"
-    )
-
-
-# --- follow-ups: reminders, escalation, give-up, holding notices, releases (issue 6) --------
 
 
 def team_back_at(opening: datetime, timezone: str) -> str:

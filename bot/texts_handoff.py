@@ -85,7 +85,3 @@ def customer_team_is_on_it() -> str:
 
 def stale_button() -> str:
     return "This card is out of date: the case changed since it was drawn. Nothing changed."
-
-
-def router_reason(router: str, reason: str) -> str:
-    return f"router {router}: {reason}"

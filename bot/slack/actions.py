@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import NotStaff, UserFacingError
 from bot.runtime import Services
@@ -49,7 +49,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await tell(services, body, str(error))
 
     async def on_bot_answers_button_click(ack: AsyncAck, body: dict[str, Any],
-                                          action: dict[str, Any], respond: AsyncRespond) -> None:
+                                          action: dict[str, Any]) -> None:
         await ack()
         await _close(body, action, services.human_requests.let_bot_answer)
 
