@@ -9,6 +9,7 @@ from bot import texts_handoff
 from bot.errors import StaleAction
 from bot.services.case_thread import ensure_case_thread, post_exists, post_in_case_thread
 from bot.services.customer_thread import queue_answer, queue_clear_holding
+from bot.services.outbox import post_ref
 from bot.slack.blocks import draft_blocks, outcome_blocks
 from bot.slack.mrkdwn import to_mrkdwn
 from storage import conversations, work
@@ -95,13 +96,14 @@ class Drafts:
     async def _close_card(self, session: AsyncSession, message: Message, outcome: str) -> None:
         card = (await session.execute(select(OutboxPost).where(
             OutboxPost.key == draft_key(message.id)))).scalars().first()
-        if card is None or not card.slack_ts:
+        if card is None:
             return
         header = card.args.get("text", "")
         await work.add_post(
             session, key=f"draft-closed:{message.id}", method="chat.update",
             conversation_id=message.conversation_id,
-            args={"channel": self._support, "ts": card.slack_ts, "text": outcome,
+            args={"channel": self._support, "ts": card.slack_ts or post_ref(card.key),
+                  "text": outcome,
                   "blocks": outcome_blocks(header=header, text=message.text or "",
                                            outcome=outcome)})
         await work.add_work(session, conversation_id=message.conversation_id, kind="flush")

@@ -17,6 +17,7 @@ from bot import texts
 from bot.agent.tools import ASK_HUMAN
 from bot.errors import CaseNotFound, RequestClosed
 from bot.services.intake import human_metadata
+from bot.services.outbox import post_ref
 from bot.services.relay import relay_to_customer
 from bot.slack.blocks import case_header_text, closed_request_blocks
 from storage import conversations, events, human_requests, messages, work
@@ -200,8 +201,6 @@ class HumanRequests:
 
     async def _queue_closed_post(self, session: AsyncSession, request: HumanRequest,
                                  status: str, name: str, answer: str | None) -> None:
-        if not request.support_ts:
-            return
         conversation = await conversations.get_conversation(session, request.conversation_id)
         header = None
         if conversation.support_thread_ts == request.support_ts:
@@ -215,7 +214,8 @@ class HumanRequests:
         await work.add_post(
             session, key=f"closed:{request.id}:{status}", method="chat.update",
             conversation_id=request.conversation_id,
-            args={"channel": self._support_channel, "ts": request.support_ts,
+            args={"channel": self._support_channel,
+                  "ts": request.support_ts or post_ref(f"ask:{request.id}"),
                   "text": outcome,
                   "blocks": closed_request_blocks(
                       number=request.number, question=request.question, outcome=outcome,

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import texts
@@ -21,6 +22,12 @@ from storage.models import Conversation, HumanRequest, Message, OutboxPost
 log = logging.getLogger(__name__)
 
 SUPPORT_THREAD = "$support_thread"
+POST_REF = "$post:"  # `ts` of another outbox post, known once that one is sent
+
+
+def post_ref(key: str) -> str:
+    """Refer to the ts of the post queued under `key` (sent earlier, in order)."""
+    return POST_REF + key
 METADATA_EVENT_TYPE = "support_bot_post"
 MAX_ATTEMPTS = 5
 
@@ -49,6 +56,18 @@ class Outbox:
             conversation = (await session.get(Conversation, post.conversation_id)
                             if post.conversation_id else None)
             args = self._resolve_args(post, conversation)
+            ref = str(args.get("ts", ""))
+            if ref.startswith(POST_REF):
+                target = (await session.execute(select(OutboxPost).where(
+                    OutboxPost.key == ref[len(POST_REF):]))).scalars().first()
+                if target is None or target.status == "failed":
+                    post.status = "failed"
+                    post.error = "referenced post was never sent"
+                    await session.commit()
+                    return True
+                if not target.slack_ts:
+                    return False  # sent after its target; the sweep retries
+                args["ts"] = target.slack_ts
             try:
                 ts = await self._existing_post_ts(post, args) if post.attempts else None
                 if ts is None:

@@ -39,6 +39,7 @@ async def test_draft_is_sent_only_when_staff_approve(start, slack, model):
     answer = (await stored_messages(bot))[-1]
     assert answer.meta["approved_by"]["slack_user_id"] == STAFF
     assert answer.meta["approved_by"]["edited"] is False
+    await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == card["ts"])
     closed = next(m for m in slack.messages(SUPPORT) if m["ts"] == card["ts"])
     assert "Sent to the customer by Sam Staff" in closed["text"]
 
@@ -72,6 +73,7 @@ async def test_edited_and_discarded_drafts(start, slack, model):
                              action_id=DraftAction.discard)
     await bot.services.worker.idle()
     assert not [m for m in bot_posts(slack, CUSTOMERS, ts) if "wrong" in m["text"]]
+    await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == second["ts"])
     closed = next(m for m in slack.messages(SUPPORT) if m["ts"] == second["ts"])
     assert "Discarded by Sam Staff" in closed["text"]
     # A click that arrives after the draft was handled (a stale card) changes nothing.
