@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(run_forever(config))
         except KeyboardInterrupt:
             pass
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return 0
     from sandbox.run import run_sandbox
 

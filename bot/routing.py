@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import yaml
 
 from bot.agent.model import ModelClient, ModelError
-from bot.config import AppConfig
+from bot.config import AppConfig, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,12 @@ def build_router(config: AppConfig, model: ModelClient) -> Router | None:
         return ClassifierRouter(model, routing.model)
     if routing.router == "embeddings":
         if not routing.examples_file:
-            raise ValueError("routing.examples_file is required for the embeddings router")
-        return EmbeddingsRouter(model, embedding_model=routing.embedding_model,
-                                examples_file=routing.examples_file,
-                                threshold=routing.threshold)
+            raise ConfigError("routing.examples_file is required for the embeddings router")
+        try:
+            return EmbeddingsRouter(model, embedding_model=routing.embedding_model,
+                                    examples_file=routing.examples_file,
+                                    threshold=routing.threshold)
+        except (OSError, ValueError, yaml.YAMLError, AttributeError) as error:
+            raise ConfigError(f"routing.examples_file: cannot use {routing.examples_file!r}: "
+                              f"{error}") from None
     return None

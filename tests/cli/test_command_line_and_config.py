@@ -93,3 +93,18 @@ def test_shipped_app_yaml_is_valid():
     config = load_config(ROOT / "app.yaml", environ={})
     assert config.slack.mode == "socket"
     assert config.database.url == "sqlite:///bot.db"
+
+
+def test_a_missing_router_examples_file_is_named(tmp_path):
+    from bot.agent.model import ModelClient
+    from bot.routing import build_router
+
+    config = parse_config({"routing": {"router": "embeddings",
+                                       "examples_file": str(tmp_path / "nope.yaml")}})
+    with pytest.raises(ConfigError, match=r"routing\.examples_file: cannot use"):
+        build_router(config, ModelClient(config.llm))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {text: hello}\n")
+    config = parse_config({"routing": {"router": "embeddings", "examples_file": str(bad)}})
+    with pytest.raises(ConfigError, match=r"route: human\|bot"):
+        build_router(config, ModelClient(config.llm))
