@@ -7,16 +7,19 @@ import logging
 import signal
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.agent.model import warm_up
-from bot.config import AppConfig
+from bot.config import AppConfig, ConfigError
 from bot.http_server import build_web_app, start_site
 from bot.runtime import Services, build_services
 from bot.scheduler import FollowUpScheduler
 from bot.slack.app import build_app
+from bot.slack.client import slack_error_code
 from storage.migrate import upgrade_async
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,11 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         await upgrade_async(config.database.url)
     await warm_up()
     services = build_services(config, sweep_seconds=sweep_seconds)
+    try:
+        await check_slack_token(services)
+    except ConfigError:
+        await services.close()
+        raise
     app = build_app(services)
     bot = RunningBot(services=services, app=app)
     services.worker.start()
@@ -66,6 +74,19 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     bot.scheduler = FollowUpScheduler(services)
     bot.scheduler.start()
     return bot
+
+
+async def check_slack_token(services: Services) -> None:
+    """Fail at start-up, with the key to fix, when Slack refuses the token or cannot be reached."""
+    api_url = services.config.slack.api_url
+    try:
+        await services.slack.identity()
+    except SlackApiError as error:
+        raise ConfigError(
+            f"Slack refused slack.bot_token ({slack_error_code(error)}): check SLACK_BOT_TOKEN "
+            "(the Bot User OAuth Token, xoxb-...) and that the app is installed") from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise ConfigError(f"cannot reach Slack at slack.api_url={api_url}: {error}") from None
 
 
 async def run_forever(config: AppConfig) -> None:

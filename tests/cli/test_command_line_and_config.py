@@ -108,3 +108,13 @@ def test_a_missing_router_examples_file_is_named(tmp_path):
     config = parse_config({"routing": {"router": "embeddings", "examples_file": str(bad)}})
     with pytest.raises(ConfigError, match=r"route: human\|bot"):
         build_router(config, ModelClient(config.llm))
+
+
+async def test_a_token_slack_refuses_stops_start_up_with_a_clear_message(slack, model, tmp_path):
+    from bot.bot_process import start_bot
+    from tests.conftest import make_config
+
+    config = make_config(database_url=f"sqlite:///{tmp_path}/bot.db", emulator=slack,
+                         model=model, slack={"bot_token": "xoxb-revoked"})
+    with pytest.raises(ConfigError, match=r"Slack refused slack\.bot_token \(invalid_auth\)"):
+        await start_bot(config, http_port=0)
