@@ -28,29 +28,21 @@ def register(app: AsyncApp, services: Services) -> None:
         if conversation_id:
             services.worker.kick(conversation_id)
 
-    async def on_take_button_click(ack: AsyncAck, body: dict[str, Any],
-                                   action: dict[str, Any]) -> None:
-        await ack()
+    def assign_on_click(to_clicker: bool, reason: str) -> Any:
+        """A button that gives the case to the clicker, or back to the bot."""
 
-        async def take(user_id: str, _name: str) -> int:
-            changed = await services.handoff.assign(
-                case_number=int(action["value"]), to=user_id, by=user_id,
-                reason="Take over button")
-            return changed.conversation_id
+        async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
 
-        await guarded(body, take)
+            async def assign(user_id: str, _name: str) -> int:
+                changed = await services.handoff.assign(
+                    case_number=int(action["value"]), to=user_id if to_clicker else "bot",
+                    by=user_id, reason=reason)
+                return changed.conversation_id
 
-    async def on_return_button_click(ack: AsyncAck, body: dict[str, Any],
-                                     action: dict[str, Any]) -> None:
-        await ack()
+            await guarded(body, assign)
 
-        async def give_back(user_id: str, _name: str) -> int:
-            changed = await services.handoff.assign(
-                case_number=int(action["value"]), to="bot", by=user_id,
-                reason="Return to bot button")
-            return changed.conversation_id
-
-        await guarded(body, give_back)
+        return on_click
 
     async def on_assign_button_click(ack: AsyncAck, body: dict[str, Any],
                                      action: dict[str, Any]) -> None:
@@ -118,8 +110,8 @@ def register(app: AsyncApp, services: Services) -> None:
 
         await guarded(body, open_editor)
 
-    app.action(CaseAction.take.value)(on_take_button_click)
-    app.action(CaseAction.return_to_bot.value)(on_return_button_click)
+    app.action(CaseAction.take.value)(assign_on_click(True, "Take over button"))
+    app.action(CaseAction.return_to_bot.value)(assign_on_click(False, "Return to bot button"))
     app.action(CaseAction.assign.value)(on_assign_button_click)
     for choice in StaffReplyAction:
         app.action(choice.value)(on_staff_reply_choice)
