@@ -49,6 +49,17 @@ class SlackSettings(_Section):
     api_url: str = "https://slack.com/api/"
     http: HttpSettings = HttpSettings()
     command: str = "/handoff"
+    # How long a post Slack refuses for now (rate limits, 5xx, outages) keeps being retried
+    # before it is given up and staff are told.
+    retry_posts_for: timedelta = timedelta(hours=6)
+
+    @field_validator("retry_posts_for", mode="before")
+    @classmethod
+    def _retry_window(cls, value: Any) -> timedelta:
+        window = value if isinstance(value, timedelta) else parse_duration(value)
+        if window <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return window
 
     @field_validator("api_url")
     @classmethod

@@ -63,7 +63,11 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     support = config.channels.support
     people = People(config, slack)
     model = ModelClient(config.llm)
-    outbox = Outbox(sessions, slack, support)
+    # The outbox retries on its own terms (see bot/services/outbox.py): no retries in the call.
+    outbox_slack = SlackGateway(make_web_client(
+        token=config.slack.bot_token.get_secret_value(), api_url=config.slack.api_url,
+        retries=0, timeout=15))
+    outbox = Outbox(sessions, outbox_slack, support, retry_for=config.slack.retry_posts_for)
     worker = Worker(sessions, outbox, sweep_seconds=sweep_seconds,
                     concurrency=config.database.concurrency)
     intake = Intake(sessions, support)

@@ -38,6 +38,12 @@ def slack_post_failed_staff(case_number: int | None, error: str) -> str:
     return f":warning: {label}: a Slack post could not be delivered ({error})."
 
 
+def slack_post_expired(error: str, retried_for: timedelta) -> str:
+    hours = retried_for.total_seconds() / 3600
+    window = f"{hours:g} h" if hours >= 1 else f"{retried_for.total_seconds() / 60:g} min"
+    return f"Slack kept refusing it for {window}, last with {error}"
+
+
 def human_request_header(case_number: int) -> str:
     return f"{case_label(case_number)}: the bot needs help"
 

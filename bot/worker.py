@@ -2,8 +2,11 @@
 
 The lease lives on the conversation row (a conditional UPDATE that exactly one claimer wins, on
 SQLite and PostgreSQL alike), so one conversation is worked in order while different ones run in
-parallel, across tasks and replicas. A periodic sweep picks up work whose lease expired: after a
-crash or restart, recovery is the normal path.
+parallel, across tasks and replicas. Leases are short and renewed by a heartbeat while the work
+runs, so a crashed process's conversations are free again within seconds; a periodic sweep picks
+them up, and sends every due outbox post: after a crash or restart, recovery is the normal path.
+A database that cannot be reached is waited out: the sweep backs off and logs once, and work
+that failed for it does not count as an attempt.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.outbox import Outbox
 from storage import conversations, work
+from storage.db import is_unavailable
 from storage.models import WorkItem, utcnow
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[WorkItem], Awaitable[None]]
 
-LEASE = timedelta(seconds=90)
+# A lease outlives a few missed heartbeats (a busy loop) but not a crash by much.
+LEASE = timedelta(seconds=15)
+HEARTBEAT_SECONDS = 3.0
 MAX_ATTEMPTS = 3
+OUTAGE_RETRY_SECONDS = 2.0
+MAX_SWEEP_BACKOFF_SECONDS = 30.0
 
 
 class Worker:
@@ -40,6 +48,7 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self.database_reachable = True
 
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
@@ -87,19 +96,31 @@ class Worker:
             await asyncio.wait(tasks)
 
     async def sweep(self) -> None:
+        """Start work no live lease covers, and send every due post."""
         async with self._sessions() as session:
             due = await conversations.conversations_with_open_work(session)
         for conversation_id in due:
             self.kick(conversation_id)
-        await self._outbox.send_pending(None)
+        await self._outbox.send_due()
 
     async def _sweep_forever(self) -> None:
+        pause = self._sweep_seconds
         while True:
             try:
                 await self.sweep()
-            except Exception:
-                log.exception("work sweep failed")
-            await asyncio.sleep(self._sweep_seconds)
+                if not self.database_reachable:
+                    log.warning("database reachable again; resuming work")
+                self.database_reachable = True
+                pause = self._sweep_seconds
+            except Exception as error:
+                if not is_unavailable(error):
+                    log.exception("work sweep failed")
+                elif self.database_reachable:
+                    log.warning("database unreachable (%s); retrying with back-off",
+                                type(error).__name__)
+                    self.database_reachable = False
+                pause = min(MAX_SWEEP_BACKOFF_SECONDS, max(pause * 2, OUTAGE_RETRY_SECONDS))
+            await asyncio.sleep(pause)
 
     async def _claim(self, conversation_id: int) -> bool:
         async with self._sessions() as session:
@@ -116,7 +137,14 @@ class Worker:
 
     async def _drain(self, conversation_id: int) -> None:
         async with self._slots:
-            await self._drain_claimed(conversation_id)
+            try:
+                await self._drain_claimed(conversation_id)
+            except Exception as error:
+                if is_unavailable(error):
+                    log.warning("conversation %s paused: database unreachable (%s)",
+                                conversation_id, type(error).__name__)
+                else:
+                    log.exception("draining conversation %s failed", conversation_id)
 
     async def _drain_claimed(self, conversation_id: int) -> None:
         while True:
@@ -127,15 +155,29 @@ class Worker:
                 await self._run_items(conversation_id)
             finally:
                 heartbeat.cancel()
-                await self._release(conversation_id)
+                await self._release_quietly(conversation_id)
             async with self._sessions() as session:
                 if await work.next_open_work(session, conversation_id) is None:
                     return
 
+    async def _release_quietly(self, conversation_id: int) -> None:
+        """Release the lease; if the database is away, the short lease lapses on its own."""
+        try:
+            await self._release(conversation_id)
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not release conversation %s (%s); its lease will lapse",
+                        conversation_id, type(error).__name__)
+
     async def _renew(self, conversation_id: int) -> None:
+        """Heartbeat: keep the lease while the work runs."""
         while True:
-            await asyncio.sleep(LEASE.total_seconds() / 3)
-            await self._claim(conversation_id)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                if not await self._claim(conversation_id):
+                    log.warning("lost the lease of conversation %s", conversation_id)
+            except Exception as error:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not renew the lease of conversation %s (%s)",
+                            conversation_id, type(error).__name__)
 
     async def _run_items(self, conversation_id: int) -> None:
         while True:
@@ -151,19 +193,27 @@ class Worker:
 
     async def _run_one(self, item: WorkItem) -> None:
         handler = self._handlers.get(item.kind)
-        status, error = "done", None
+        status, error, attempts, delay = "done", None, item.attempts, 0.0
         try:
             if handler is not None:
                 await handler(item)
         except Exception as exc:
-            log.exception("work item %s (%s) failed", item.id, item.kind)
             error = f"{type(exc).__name__}: {exc}"[:500]
-            status = "failed" if item.attempts >= MAX_ATTEMPTS else "open"
+            if is_unavailable(exc):
+                # Not the item's fault: it does not use up an attempt.
+                log.warning("work item %s (%s) waits for the database: %s", item.id, item.kind,
+                            type(exc).__name__)
+                status, attempts, delay = "open", item.attempts - 1, OUTAGE_RETRY_SECONDS
+            else:
+                log.exception("work item %s (%s) failed", item.id, item.kind)
+                status = "failed" if item.attempts >= MAX_ATTEMPTS else "open"
+                delay = 5.0 * item.attempts
         async with self._sessions() as session:
             row = await session.get(WorkItem, item.id)
             if row is not None:
                 row.status = status
                 row.error = error
+                row.attempts = attempts
                 if status == "open":
-                    row.not_before = utcnow() + timedelta(seconds=5 * item.attempts)
+                    row.not_before = utcnow() + timedelta(seconds=delay)
                 await session.commit()

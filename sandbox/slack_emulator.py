@@ -193,11 +193,20 @@ class SlackEmulator(PeopleActions):
 
     # fault injection and records ---------------------------------------------------------
     def fail_next(self, method: str, *, error: str = "ratelimited", status: int | None = None,
-                  retry_after: int = 1, times: int = 1) -> None:
+                  retry_after: int = 1, times: int = 1, html: bool = False,
+                  after_accept: bool = False, delay: float = 0.0) -> None:
         """Make the next `times` calls of `method` fail. `ratelimited` answers HTTP 429 with
-        `Retry-After`; other errors answer HTTP 200 `{"ok": false}` unless `status` is given."""
+        `Retry-After`; other errors answer HTTP 200 `{"ok": false}` unless `status` is given.
+        `html` answers an HTML error page (a proxy's 503); `after_accept` carries the call out
+        and then fails, as when Slack accepted a post but its answer was lost; `delay` holds the
+        answer that many seconds (a slow Slack, or time to kill the app mid-call)."""
         code = status if status is not None else (429 if error == "ratelimited" else 200)
-        self._faults.add(method, Fault(error, code, retry_after, times))
+        self._faults.add(method, Fault(error, code, retry_after, times, html=html,
+                                       after_accept=after_accept, delay=delay))
+
+    def clear_faults(self, method: str | None = None) -> None:
+        """Forget queued failures (of one method, or all): Slack has recovered."""
+        self._faults.clear(method)
 
     def calls_to(self, method: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method]
@@ -381,9 +390,23 @@ class SlackEmulator(PeopleActions):
         elif (error := self._auth_error(method, token)) is not None:
             body = {"ok": False, "error": error}
         elif (fault := self._faults.take(method)) is not None:
+            if fault.after_accept:
+                try:
+                    handler(params)
+                except SlackError:
+                    pass
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
             status, body = fault.status, {"ok": False, "error": fault.error}
             if fault.status == 429:
                 headers["Retry-After"] = str(fault.retry_after)
+            if fault.html:
+                call = ApiCall(method, params, copy.deepcopy(body), status)
+                self.calls.append(call)
+                self._call_waiters.notify(call)
+                return web.Response(status=status, headers=headers, content_type="text/html",
+                                    text="<html><body><h1>503 Service Unavailable</h1>"
+                                         "</body></html>")
         else:
             try:
                 body = handler(params)

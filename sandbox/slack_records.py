@@ -28,10 +28,17 @@ class ResponsePost:
 
 @dataclass
 class Fault:
+    """One queued failure: `html` answers an HTML error page instead of JSON (a load balancer's
+    503); `after_accept` applies the call first and then fails, as when Slack posted the message
+    but the answer never reached the app; `delay` holds the answer that many seconds."""
+
     error: str
     status: int
     retry_after: int
     times: int
+    html: bool = False
+    after_accept: bool = False
+    delay: float = 0.0
 
 
 class FaultBook:
@@ -42,6 +49,12 @@ class FaultBook:
 
     def add(self, method: str, fault: Fault) -> None:
         self._faults[method].append(fault)
+
+    def clear(self, method: str | None = None) -> None:
+        if method is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(method, None)
 
     def take(self, method: str) -> Fault | None:
         queue = self._faults.get(method)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -51,8 +51,28 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
+_UNAVAILABLE_NAMES = frozenset({
+    "CannotConnectNowError", "ConnectionDoesNotExistError", "ConnectionFailureError",
+    "AdminShutdownError", "TooManyConnectionsError",
+})
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` says the database cannot be reached right now (a restart, a network
+    fault, a locked SQLite file), as opposed to a bug or a constraint: retry later."""
+    seen: BaseException | None = error
+    for _ in range(6):  # the error and the causes it wraps
+        if seen is None:
+            return False
+        if isinstance(seen, exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError,
+                             ConnectionError, OSError)):
+            return True
+        if type(seen).__name__ in _UNAVAILABLE_NAMES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def ping(engine: AsyncEngine) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -104,7 +105,9 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_conversation_order", "conversation_id", "order", "step_order"),
+        # Unique: two messages never share a position, whatever arrives at once.
+        Index("ix_messages_conversation_order", "conversation_id", "order", "step_order",
+              unique=True),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -207,6 +210,12 @@ class OutboxPost(Base):
     # pending | sent | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Not tried before this time: a sender's claim while it calls Slack, or the back-off
+    # (Retry-After) after a failure. Null: due now.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # An earlier attempt may have reached Slack (a crash mid-call, a 5xx, a lost answer): the
+    # next attempt looks for the post in Slack before sending again.
+    maybe_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxPost, WorkItem, utcnow
@@ -62,6 +62,46 @@ async def pending_posts(session: AsyncSession, conversation_id: int | None) -> l
 
 async def get_post(session: AsyncSession, post_id: int) -> OutboxPost | None:
     return await session.get(OutboxPost, post_id)
+
+
+def _due(now: datetime) -> Any:
+    return or_(OutboxPost.next_attempt_at.is_(None), OutboxPost.next_attempt_at <= now)
+
+
+async def claim_post(session: AsyncSession, post_id: int, *, hold: timedelta) -> bool:
+    """Take a due pending post for one attempt: exactly one sender wins, and until `hold` has
+    passed nobody else tries it. Marks it as possibly sent, since the attempt may reach Slack
+    even if this process dies before it learns the answer."""
+    now = utcnow()
+    result = await session.execute(
+        update(OutboxPost)
+        .where(OutboxPost.id == post_id, OutboxPost.status == "pending", _due(now))
+        .values(attempts=OutboxPost.attempts + 1, next_attempt_at=now + hold, maybe_sent=True)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def conversations_with_due_posts(session: AsyncSession, *, limit: int = 100
+                                       ) -> list[int | None]:
+    """Conversations (None for posts outside any) whose oldest pending post is due now."""
+    now = utcnow()
+    heads = (select(OutboxPost.conversation_id, func.min(OutboxPost.id).label("head"))
+             .where(OutboxPost.status == "pending")
+             .group_by(OutboxPost.conversation_id).subquery())
+    rows = await session.execute(
+        select(heads.c.conversation_id)
+        .join(OutboxPost, OutboxPost.id == heads.c.head)
+        .where(_due(now))
+        .order_by(heads.c.head)
+        .limit(limit))
+    return list(rows.scalars())
+
+
+async def next_post_due_at(session: AsyncSession) -> datetime | None:
+    """When the earliest pending post that waits for a retry becomes due."""
+    return (await session.execute(
+        select(func.min(OutboxPost.next_attempt_at)).where(OutboxPost.status == "pending")
+    )).scalar_one_or_none()
 
 
 async def prune_finished(session: AsyncSession, *, older_than: datetime) -> int:

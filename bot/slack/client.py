@@ -1,15 +1,19 @@
-"""The only way out to the Slack Web API: one client, retries, `Retry-After`, known errors.
+"""The only way out to the Slack Web API: clients, retries, `Retry-After`, known errors.
 
-Rate limits (429 with `Retry-After`), connection errors and 5xx answers are retried by
-slack_sdk's built-in async retry handlers; errors that retrying cannot fix are named here so
-callers can tell "gone" from "try later".
+Interactive calls (reads, ephemeral messages, modals) retry rate limits, connection errors and
+5xx answers in the call, with slack_sdk's async retry handlers. Outbox posts do not: a retry in
+the call could post twice after a lost answer, and sleeping in it would hold a worker, so the
+outbox retries them itself, and `failure_of` tells it how ("gone", "later", "maybe sent").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -20,26 +24,65 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
 
-# Errors that a retry cannot fix: the post is dropped and staff are told.
-PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_text",
-    "invalid_blocks", "message_not_found", "cant_update_message", "cant_delete_message",
-    "thread_not_found", "invalid_auth", "account_inactive", "token_revoked", "missing_scope",
-    "restricted_action", "user_not_found", "invalid_arguments", "not_authed",
+# `ok: false` errors that mean "try again later"; any other error code is permanent.
+TRANSIENT_ERRORS = frozenset({
+    "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+    "request_timeout", "timeout",
 })
 
 
-def make_web_client(*, token: str, api_url: str, retries: int = 3) -> AsyncWebClient:
-    """An AsyncWebClient for `slack.api_url` that retries rate limits and transient errors."""
-    return AsyncWebClient(
-        token=token,
-        base_url=api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=retries),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
-            AsyncServerErrorRetryHandler(max_retry_count=retries),
-        ],
-    )
+def make_web_client(*, token: str, api_url: str, retries: int = 3,
+                    timeout: int = 30) -> AsyncWebClient:
+    """An AsyncWebClient for `slack.api_url`; `retries` > 0 retries rate limits and transient
+    errors inside the call."""
+    handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=retries),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
+        AsyncServerErrorRetryHandler(max_retry_count=retries),
+    ] if retries else []
+    return AsyncWebClient(token=token, base_url=api_url, timeout=timeout,
+                          retry_handlers=handlers)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a failed Web API call may be retried."""
+
+    code: str
+    permanent: bool
+    retry_after: float | None = None
+    # The request may have been carried out (a 5xx, a lost connection): look before resending.
+    may_have_reached_slack: bool = False
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    headers = getattr(error.response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def failure_of(error: BaseException) -> Failure:
+    """Classify a failed call: permanent errors are given up; rate limits, server errors and
+    network faults are retried, honouring `Retry-After`."""
+    if isinstance(error, SlackApiError):
+        status = getattr(error.response, "status_code", 200)
+        code = slack_error_code(error)
+        if status == 429 or code in ("ratelimited", "rate_limited"):
+            return Failure("ratelimited", False, _retry_after(error))
+        if status >= 500:
+            name = code if code != "unknown_error" else f"http_{status}"
+            return Failure(name, False, _retry_after(error), may_have_reached_slack=True)
+        if code in TRANSIENT_ERRORS:
+            return Failure(code, False, _retry_after(error), may_have_reached_slack=True)
+        return Failure(code, True)
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return Failure("connection_refused", False)  # never reached Slack
+    if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+        return Failure(type(error).__name__, False, may_have_reached_slack=True)
+    return Failure(repr(error)[:200], True)
 
 
 def slack_error_code(error: SlackApiError) -> str:
@@ -49,10 +92,6 @@ def slack_error_code(error: SlackApiError) -> str:
     return "unknown_error"
 
 
-def is_permanent(error: Exception) -> bool:
-    return isinstance(error, SlackApiError) and slack_error_code(error) in PERMANENT_ERRORS
-
-
 class SlackGateway:
     """Thin typed wrapper over the Web API calls the bot makes."""
 
@@ -60,10 +99,6 @@ class SlackGateway:
         self.client = client
         self._bot_user_id: str | None = None
         self._team_id: str | None = None
-
-    async def call(self, method: str, **args: Any) -> dict[str, Any]:
-        response = await self.client.api_call(method.replace("_", "."), json=args)
-        return dict(response.data) if isinstance(response.data, dict) else {}
 
     async def identity(self) -> tuple[str, str]:
         """(bot user id, team id) from auth.test, cached."""
@@ -110,12 +145,11 @@ class SlackGateway:
         )
         return list(response.get("messages", []))
 
-    async def permalink(self, *, channel: str, ts: str) -> str | None:
-        try:
-            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
-            return response.get("permalink")
-        except SlackApiError:
-            return None
+    async def channel_history(self, *, channel: str, oldest: float) -> list[dict[str, Any]]:
+        """Top-level messages of a channel since `oldest`, with their metadata."""
+        response = await self.client.conversations_history(
+            channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200)
+        return list(response.get("messages", []))
 
     async def channel_members(self, channel: str) -> set[str]:
         members: set[str] = set()

@@ -18,7 +18,9 @@ from sandbox.web_app import build_web_app
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-DOCS_SCREENSHOT = ROOT / "docs" / "sandbox.png"
+# The test writes its screenshot here (untracked); copy it to docs/sandbox.png by hand to
+# refresh the README's picture, so a test run never modifies a tracked file.
+DOCS_SCREENSHOT = ARTIFACTS / "sandbox.png"
 
 
 @dataclass

@@ -17,7 +17,7 @@ async def test_a_resend_after_a_crash_does_not_post_twice(bot, slack, model):
     await bot.services.worker.idle()
 
     # Slack accepted a post, then the process died before recording it: the row is still
-    # pending after one attempt, and the post (with its outbox key) is in the thread.
+    # pending, claimed for that attempt, and the post (with its outbox key) is in the thread.
     posted = await bot.services.slack.post_message(
         channel=CUSTOMERS, thread_ts=ts, text="posted before the crash",
         metadata={"event_type": "support_bot_post",
@@ -27,7 +27,7 @@ async def test_a_resend_after_a_crash_does_not_post_twice(bot, slack, model):
                                   conversation_id=1,
                                   args={"channel": CUSTOMERS, "thread_ts": ts,
                                         "text": "posted before the crash"})
-        row.attempts = 1
+        row.attempts, row.maybe_sent = 1, True  # what the claim before the call leaves
         await session.commit()
 
     await bot.services.outbox.send_pending(1)
