@@ -199,6 +199,10 @@ class SlackEmulator(PeopleActions):
         code = status if status is not None else (429 if error == "ratelimited" else 200)
         self._faults.add(method, Fault(error, code, retry_after, times))
 
+    def clear_faults(self, method: str) -> None:
+        """Forget the failures still queued for `method`: Slack answers normally again."""
+        self._faults.clear(method)
+
     def calls_to(self, method: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method]
 

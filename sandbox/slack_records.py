@@ -43,6 +43,9 @@ class FaultBook:
     def add(self, method: str, fault: Fault) -> None:
         self._faults[method].append(fault)
 
+    def clear(self, method: str) -> None:
+        self._faults.pop(method, None)
+
     def take(self, method: str) -> Fault | None:
         queue = self._faults.get(method)
         if not queue:

@@ -68,6 +68,8 @@ class Outbox:
                 if not target.slack_ts:
                     return False  # sent after its target; the sweep retries
                 args["ts"] = target.slack_ts
+            if self._slack.is_held(args.get("channel")):
+                return False  # the support channel is shared: kept until it is internal again
             try:
                 ts = await self._existing_post_ts(post, args) if post.attempts else None
                 if ts is None:
