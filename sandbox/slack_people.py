@@ -13,7 +13,7 @@ from typing import Any
 
 from sandbox import slack_payloads as p
 from sandbox.slack_api import WebApi, add_reaction
-from sandbox.slack_delivery import COMMANDS, INTERACTIVE, DeliveryResult
+from sandbox.slack_delivery import COMMANDS, INTERACTIVE, DeliveryResult, NoAppConnected
 from sandbox.slack_state import Channel, SlackError, User, Workspace
 
 
@@ -133,7 +133,7 @@ class PeopleActions:
             ch.pending_teams.remove(team_id)
         ch.connected_teams.append(team_id)
         ch.is_ext_shared = True
-        return await self._deliver_event(
+        return await self._deliver_if_connected(
             {"type": "channel_shared", "connected_team_id": team_id, "channel": ch.id,
              "event_ts": self.ws.next_ts()}, ch)
 
@@ -146,10 +146,18 @@ class PeopleActions:
         ch.members = [m for m in ch.members if self.ws.team_of(m) != team_id]
         ch.is_ext_shared = bool(ch.connected_teams) or any(
             self.ws.team_of(m) != self.ws.team_id for m in ch.members)
-        return await self._deliver_event(
+        return await self._deliver_if_connected(
             {"type": "channel_unshared", "previously_connected_team_id": team_id,
              "channel": ch.id, "is_ext_shared": ch.is_ext_shared,
              "event_ts": self.ws.next_ts()}, ch)
+
+    async def _deliver_if_connected(self, event: dict[str, Any], channel: Channel
+                                    ) -> DeliveryResult | None:
+        """Workspace changes happen with or without an app listening (set-up before start)."""
+        try:
+            return await self._deliver_event(event, channel)
+        except NoAppConnected:
+            return None
 
     async def add_reaction(self, channel: str, ts: str, name: str, user: str
                            ) -> DeliveryResult | None:
