@@ -200,3 +200,21 @@ async def test_an_unshare_that_leaves_another_workspace_keeps_the_pause(bot, sla
 
     assert bot.services.support_channel.paused
     assert [m["text"] for m in bot_posts(slack, SUPPORT)] == [texts.support_channel_paused()]
+
+
+async def test_a_replica_that_missed_the_event_follows_on_its_next_check(start, slack):
+    first = await start()
+    second = await start()  # Slack now delivers to this one only
+    await slack.share_channel(SUPPORT, CUSTOMER_TEAM)
+    assert second.services.support_channel.paused
+    assert not first.services.support_channel.paused
+
+    await first.services.support_channel.refresh()  # its once-a-minute check
+    assert first.services.support_channel.paused
+
+    await slack.unshare_channel(SUPPORT, CUSTOMER_TEAM)
+    assert not second.services.support_channel.paused
+    await first.services.support_channel.refresh()
+    assert not first.services.support_channel.paused
+    assert [m["text"] for m in bot_posts(slack, SUPPORT)] == [
+        texts.support_channel_paused(), texts.support_channel_resumed(0)]
