@@ -13,6 +13,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
+from bot import texts
 from bot.agent.model import warm_up
 from bot.config import AppConfig, ConfigError
 from bot.http_server import build_web_app, start_site
@@ -53,12 +54,14 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     services = build_services(config, sweep_seconds=sweep_seconds)
     try:
         await check_slack_token(services)
+        await check_support_channel(services)
     except ConfigError:
         await services.close()
         raise
     app = build_app(services)
     bot = RunningBot(services=services, app=app)
     services.worker.start()
+    services.support_channel.start()
     if config.slack.mode == "http":
         web_app = build_web_app(app, services.engine, path=config.slack.http.path)
         port = config.slack.http.port if http_port is None else http_port
@@ -87,6 +90,24 @@ async def check_slack_token(services: Services) -> None:
             "(the Bot User OAuth Token, xoxb-...) and that the app is installed") from None
     except (aiohttp.ClientError, OSError) as error:
         raise ConfigError(f"cannot reach Slack at slack.api_url={api_url}: {error}") from None
+
+
+async def check_support_channel(services: Services) -> None:
+    """Fail at start-up when the support channel is shared with another workspace (the bot
+    posts customer conversations there), or when Slack will not tell us whether it is."""
+    channel = services.config.channels.support
+    if not channel:
+        return
+    try:
+        teams = await services.support_channel.shared_with()
+    except SlackApiError as error:
+        raise ConfigError(texts.support_channel_unverifiable_at_start(
+            channel, slack_error_code(error))) from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise ConfigError(texts.support_channel_unverifiable_at_start(channel, str(error))
+                          ) from None
+    if teams is not None:
+        raise ConfigError(texts.support_channel_shared_at_start(channel, teams))
 
 
 async def run_forever(config: AppConfig) -> None:

@@ -22,6 +22,7 @@ from bot.services.outbox import Outbox
 from bot.services.people import People
 from bot.services.reactions import Reactions
 from bot.services.staff_replies import StaffReplies
+from bot.services.support_channel import SupportChannel
 from bot.slack.client import SlackGateway, make_web_client
 from bot.worker import Worker
 from storage.db import create_engine, create_session_factory
@@ -49,8 +50,10 @@ class Services:
     conversations: Cases
     drafts: Drafts
     reactions: Reactions
+    support_channel: SupportChannel
 
     async def close(self) -> None:
+        await self.support_channel.stop()
         await self.worker.stop()
         await self.engine.dispose()
 
@@ -85,7 +88,9 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         intake=intake, human_requests=human_requests, inbox=inbox,
                         handoff=handoff, staff_replies=staff_replies,
                         conversations=cases, drafts=drafts,
-                        reactions=Reactions(config, people, cases, handoff))
+                        reactions=Reactions(config, people, cases, handoff),
+                        support_channel=SupportChannel(config, slack, sessions, worker))
+    outbox_slack.holds = services.support_channel.holds  # the outbox's own client obeys too
     _connect_staff_hooks(services)
 
     async def respond(item: WorkItem) -> None:

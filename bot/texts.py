@@ -44,6 +44,35 @@ def slack_post_expired(error: str, retried_for: timedelta) -> str:
     return f"Slack kept refusing it for {window}, last with {error}"
 
 
+def support_channel_shared_at_start(channel: str, teams: list[str]) -> str:
+    """Why start-up stops: the support channel is shared with another workspace."""
+    who = f" ({', '.join(teams)})" if teams else ""
+    return (f"channels.support={channel} is shared with another workspace or organisation"
+            f"{who}, and the bot posts customer conversations there. Use an internal channel "
+            "of your own workspace for channels.support, or stop sharing this one (channel "
+            "details → Settings → Stop sharing / Disconnect, or cancel the pending invitation), "
+            "then start the bot again.")
+
+
+def support_channel_unverifiable_at_start(channel: str, error: str) -> str:
+    return (f"cannot check channels.support={channel} ({error}): check the channel id, invite "
+            "the bot to it, and that the app has the channels:read (groups:read for a private "
+            "channel) scope")
+
+
+def support_channel_paused() -> str:
+    """Posted in the support channel when it becomes shared with another workspace."""
+    return (":double_vertical_bar: This channel is now shared with another workspace, so the "
+            "support bot has paused: it will not post customer conversations here. Its posts "
+            "are kept and will follow once the channel is internal again (stop sharing it), or "
+            "point channels.support at an internal channel.")
+
+
+def support_channel_resumed(held: int) -> str:
+    later = f" Posting the {held} held message(s) now." if held else ""
+    return f":arrow_forward: This channel is internal again, so the support bot resumed.{later}"
+
+
 def human_request_header(case_number: int) -> str:
     return f"{case_label(case_number)}: the bot needs help"
 

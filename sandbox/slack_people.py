@@ -13,7 +13,7 @@ from typing import Any
 
 from sandbox import slack_payloads as p
 from sandbox.slack_api import WebApi, add_reaction
-from sandbox.slack_delivery import COMMANDS, INTERACTIVE, DeliveryResult
+from sandbox.slack_delivery import COMMANDS, INTERACTIVE, DeliveryResult, NoAppConnected
 from sandbox.slack_state import Channel, SlackError, User, Workspace
 
 
@@ -119,6 +119,45 @@ class PeopleActions:
              "channel_type": "G" if ch.is_private else "C", "team": self.ws.team_of(user),
              "event_ts": message["ts"]}, ch)
         return message["ts"]
+
+    async def share_channel(self, channel: str, team_id: str, *, pending: bool = False
+                            ) -> DeliveryResult | None:
+        """Slack Connect: the channel is shared with organisation `team_id`. `pending`: only
+        invited (conversations.info says `is_pending_ext_shared`, no event yet); otherwise the
+        invitation is accepted and `channel_shared` is delivered."""
+        ch = self.ws.channel(channel)
+        if pending:
+            ch.pending_teams.append(team_id)
+            return None
+        if team_id in ch.pending_teams:
+            ch.pending_teams.remove(team_id)
+        ch.connected_teams.append(team_id)
+        ch.is_ext_shared = True
+        return await self._deliver_if_connected(
+            {"type": "channel_shared", "connected_team_id": team_id, "channel": ch.id,
+             "event_ts": self.ws.next_ts()}, ch)
+
+    async def unshare_channel(self, channel: str, team_id: str) -> DeliveryResult | None:
+        """The organisation `team_id` is disconnected: its people leave the channel, and
+        `channel_unshared` is delivered (`is_ext_shared`: whether others remain)."""
+        ch = self.ws.channel(channel)
+        if team_id in ch.connected_teams:
+            ch.connected_teams.remove(team_id)
+        ch.members = [m for m in ch.members if self.ws.team_of(m) != team_id]
+        ch.is_ext_shared = bool(ch.connected_teams) or any(
+            self.ws.team_of(m) != self.ws.team_id for m in ch.members)
+        return await self._deliver_if_connected(
+            {"type": "channel_unshared", "previously_connected_team_id": team_id,
+             "channel": ch.id, "is_ext_shared": ch.is_ext_shared,
+             "event_ts": self.ws.next_ts()}, ch)
+
+    async def _deliver_if_connected(self, event: dict[str, Any], channel: Channel
+                                    ) -> DeliveryResult | None:
+        """Workspace changes happen with or without an app listening (set-up before start)."""
+        try:
+            return await self._deliver_event(event, channel)
+        except NoAppConnected:
+            return None
 
     async def add_reaction(self, channel: str, ts: str, name: str, user: str
                            ) -> DeliveryResult | None:

@@ -49,6 +49,9 @@ class Channel:
     name: str
     members: list[str]
     is_ext_shared: bool = False
+    # Slack Connect: organisations connected to the channel, and ones invited but not yet in.
+    connected_teams: list[str] = field(default_factory=list)
+    pending_teams: list[str] = field(default_factory=list)
     created: int = field(default_factory=lambda: int(time.time()))
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -260,7 +263,8 @@ class Workspace:
 
     def channel_object(self, channel: Channel, *, num_members: bool = False) -> dict[str, Any]:
         """`conversations.info` shape."""
-        others = {self.team_of(m) for m in channel.members} - {self.team_id}
+        others = ({self.team_of(m) for m in channel.members} | set(channel.connected_teams)
+                  ) - {self.team_id}
         teams = [self.team_id, *sorted(others)]
         out: dict[str, Any] = {
             "id": channel.id,
@@ -286,8 +290,8 @@ class Workspace:
             unlinked=0,
             is_shared=channel.is_ext_shared,
             is_ext_shared=channel.is_ext_shared,
-            is_pending_ext_shared=False,
-            pending_shared=[],
+            is_pending_ext_shared=bool(channel.pending_teams),
+            pending_shared=list(channel.pending_teams),
             shared_team_ids=teams if channel.is_ext_shared else [self.team_id],
             creator="",
             is_member=self.bot_user_id in channel.members,

@@ -60,6 +60,13 @@ async def pending_posts(session: AsyncSession, conversation_id: int | None) -> l
     return list((await session.execute(query.order_by(OutboxPost.id))).scalars())
 
 
+async def all_pending_posts(session: AsyncSession) -> list[OutboxPost]:
+    """Every unsent post, of every conversation, oldest first."""
+    return list((await session.execute(
+        select(OutboxPost).where(OutboxPost.status == "pending").order_by(OutboxPost.id)
+    )).scalars())
+
+
 async def get_post(session: AsyncSession, post_id: int) -> OutboxPost | None:
     return await session.get(OutboxPost, post_id)
 

@@ -104,6 +104,8 @@ class Outbox:
                 if not target.slack_ts:
                     return False  # sent after its target; the sweep retries
                 args["ts"] = target.slack_ts
+            if self._slack.is_held(args.get("channel")):
+                return False  # the support channel is shared: kept until it is internal again
             look_first = post.maybe_sent
             if not await work.claim_post(session, post.id, hold=ATTEMPT_HOLD):
                 await session.rollback()

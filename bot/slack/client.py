@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,11 @@ def failure_of(error: BaseException) -> Failure:
     return Failure(repr(error)[:200], True)
 
 
+class ChannelHeld(Exception):
+    """A post to a channel the bot must not write to right now (the support channel became
+    shared with another workspace); the outbox keeps such posts until it may."""
+
+
 def slack_error_code(error: SlackApiError) -> str:
     data = getattr(error.response, "data", None)
     if isinstance(data, dict):
@@ -99,6 +105,8 @@ class SlackGateway:
         self.client = client
         self._bot_user_id: str | None = None
         self._team_id: str | None = None
+        # Set by the support channel watch: True for a channel whose posts must wait.
+        self.holds: Callable[[str], bool] = lambda channel: False
 
     async def identity(self) -> tuple[str, str]:
         """(bot user id, team id) from auth.test, cached."""
@@ -108,11 +116,27 @@ class SlackGateway:
             self._team_id = response.get("team_id", "")
         return self._bot_user_id or "", self._team_id or ""
 
+    def is_held(self, channel: str | None) -> bool:
+        """True while posts to `channel` must wait (see `holds`)."""
+        return bool(channel) and self.holds(str(channel))
+
+    def _refuse_held(self, channel: str | None) -> None:
+        if self.is_held(channel):
+            log.error("refused a post to %s: the channel is shared with another workspace",
+                      channel)
+            raise ChannelHeld(f"posts to {channel} are paused")
+
     async def post_message(self, **args: Any) -> dict[str, Any]:
+        self._refuse_held(args.get("channel"))
         response = await self.client.chat_postMessage(**args)
         return dict(response.data)  # type: ignore[arg-type]
 
+    async def post_notice(self, *, channel: str, text: str) -> None:
+        """Post even to a held channel: only for notices that carry no customer data."""
+        await self.client.chat_postMessage(channel=channel, text=text)
+
     async def update_message(self, **args: Any) -> dict[str, Any]:
+        self._refuse_held(args.get("channel"))
         response = await self.client.chat_update(**args)
         return dict(response.data)  # type: ignore[arg-type]
 
@@ -166,6 +190,16 @@ class SlackGateway:
     async def usergroup_members(self, usergroup: str) -> set[str]:
         response = await self.client.usergroups_users_list(usergroup=usergroup)
         return set(response.get("users", []))
+
+    async def user_info_or_raise(self, user_id: str) -> dict[str, Any]:
+        """users.info's user; SlackApiError or a connection error when Slack gives none."""
+        response = await self.client.users_info(user=user_id)
+        return dict(response.get("user") or {})
+
+    async def channel_info(self, channel: str) -> dict[str, Any]:
+        """conversations.info's channel object (raises SlackApiError)."""
+        response = await self.client.conversations_info(channel=channel)
+        return dict(response.get("channel") or {})
 
     async def user_info(self, user_id: str) -> dict[str, Any] | None:
         try:

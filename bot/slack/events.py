@@ -22,6 +22,12 @@ def register(app: AsyncApp, services: Services) -> None:
         if event.get("channel") == services.config.channels.support:
             services.people.forget_staff()
 
+    async def on_channel_shared(event: dict[str, Any]) -> None:
+        await services.support_channel.on_channel_shared(event)
+
+    async def on_channel_unshared(event: dict[str, Any]) -> None:
+        await services.support_channel.on_channel_unshared(event)
+
     async def on_reaction_added(event: dict[str, Any]) -> None:
         conversation_id = await services.reactions.on_reaction(event)
         if conversation_id is not None:
@@ -36,3 +42,5 @@ def register(app: AsyncApp, services: Services) -> None:
     app.event("app_mention")(on_app_mention)
     app.event("member_joined_channel")(on_member_change)
     app.event("member_left_channel")(on_member_change)
+    app.event("channel_shared")(on_channel_shared)
+    app.event("channel_unshared")(on_channel_unshared)

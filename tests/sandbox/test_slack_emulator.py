@@ -249,6 +249,29 @@ async def test_http_events_are_signed_and_shaped(emu: SlackEmulator, client: Asy
     assert receiver.events()[4]["event"]["item_user"] == CUSTOMER
 
 
+async def test_sharing_a_channel_with_another_organisation(
+        emu: SlackEmulator, client: AsyncWebClient, receiver: Receiver) -> None:
+    await emu.share_channel(SUPPORT, "T0ACME", pending=True)
+    info = (await client.conversations_info(channel=SUPPORT))["channel"]
+    assert info["is_pending_ext_shared"] and info["pending_shared"] == ["T0ACME"]
+    assert not info["is_ext_shared"] and receiver.events() == []
+
+    await emu.share_channel(SUPPORT, "T0ACME")
+    info = (await client.conversations_info(channel=SUPPORT))["channel"]
+    assert info["is_ext_shared"] and info["is_shared"] and not info["is_pending_ext_shared"]
+    assert info["shared_team_ids"] == [emu.ws.team_id, "T0ACME"]
+    shared = receiver.events()[-1]["event"]
+    assert (shared["type"], shared["channel"], shared["connected_team_id"]) == (
+        "channel_shared", SUPPORT, "T0ACME")
+
+    await emu.unshare_channel(SUPPORT, "T0ACME")
+    info = (await client.conversations_info(channel=SUPPORT))["channel"]
+    assert not info["is_ext_shared"] and info["shared_team_ids"] == [emu.ws.team_id]
+    unshared = receiver.events()[-1]["event"]
+    assert (unshared["type"], unshared["previously_connected_team_id"],
+            unshared["is_ext_shared"]) == ("channel_unshared", "T0ACME", False)
+
+
 async def test_http_retries_and_redeliver(emu: SlackEmulator, receiver: Receiver) -> None:
     emu.connect_http(receiver.url, retries=2)
     receiver.statuses = [500]
