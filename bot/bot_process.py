@@ -63,7 +63,9 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     services.worker.start()
     services.support_channel.start()
     if config.slack.mode == "http":
-        web_app = build_web_app(app, services.engine, path=config.slack.http.path)
+        web_app = build_web_app(
+            app, services.engine, path=config.slack.http.path,
+            workers_reach_database=lambda: services.worker.database_reachable)
         port = config.slack.http.port if http_port is None else http_port
         bot._runner, bot.http_port = await start_site(web_app, host=config.slack.http.host,
                                                       port=port)
