@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from bot import texts
-from sandbox.model_server import Delay, Empty, Forever, Reply, ToolCalls
+from sandbox.model_server import Delay, Empty, Error, Forever, Reply, ToolCalls
 from storage.models import Conversation, WorkItem, utcnow
 from tests.conftest import CUSTOMER, CUSTOMERS, STAFF, SUPPORT, bot_posts
 from tests.e2e.helpers import all_rows, requests
@@ -78,6 +78,18 @@ async def test_an_unknown_tool_once_then_a_good_answer(bot, slack, model):
     assert len(model.requests) == 2
     [result] = tool_messages(model.requests[1])
     assert result.startswith("There is no tool named 'lookupOrder'")
+
+
+async def test_a_rate_limited_model_is_retried_and_the_answer_arrives(bot, slack, model):
+    model.script(Error(429, retry_after=1), Reply("Here you go."))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello?")
+
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
+    await settled(bot)
+
+    assert customer_posts(slack, ts) == ["Here you go."]
+    assert len(model.requests) == 2
+    assert bot_posts(slack, SUPPORT) == []
 
 
 # runaway loops --------------------------------------------------------------------------------
