@@ -114,6 +114,10 @@ class LlmSettings(_Section):
     temperature: float = 0.3
     timeout_seconds: float = Field(default=60.0, gt=0)
     retries: int = Field(default=3, ge=0)
+    # Bounds on bad model output, counted from the stored rows of a customer message's turn.
+    max_steps_per_message: int = Field(default=8, ge=1)
+    max_tool_errors: int = Field(default=3, ge=1)
+    empty_answer_retries: int = Field(default=1, ge=0)
 
     @field_validator("api_base", mode="before")
     @classmethod

@@ -33,6 +33,32 @@ def model_failed_staff(case_number: int, error: str) -> str:
             "The customer was told a person will follow up.")
 
 
+def model_gave_up_staff(case_number: int, reason: str, command: str) -> str:
+    """Told to staff when bad model output stopped the bot on a customer message."""
+    return (f":warning: {case_label(case_number)}: {reason}. The customer was told a person "
+            f"will follow up: take the case with `{command} take {case_number}`.")
+
+
+def model_no_usable_answer(attempts: int) -> str:
+    return f"the model gave no usable answer (empty, {attempts} tries)"
+
+
+def model_step_limit(steps: int) -> str:
+    return f"the bot stopped after {steps} model steps on one customer message"
+
+
+def model_tool_errors(count: int, last: str) -> str:
+    return f"the bot stopped after {count} tool errors in a row (last: {last})"
+
+
+def unknown_tool_error(name: str) -> str:
+    return f"unknown tool `{name}`"
+
+
+def bad_arguments_error(name: str) -> str:
+    return f"unreadable arguments for `{name}`"
+
+
 def slack_post_failed_staff(case_number: int | None, error: str) -> str:
     label = case_label(case_number) if case_number else "A message"
     return f":warning: {label}: a Slack post could not be delivered ({error})."
@@ -81,6 +107,13 @@ def human_request_question(number: int, question: str) -> str:
     return f"*Question #{number}:* {question}"
 
 
+def unreadable_question(raw: str, limit: int = 500) -> str:
+    """An askHuman question whose arguments could not be read: the raw text, shown as code."""
+    shown = raw if len(raw) <= limit else raw[: limit - 1] + "…"
+    shown = shown.replace("```", "'''") or " "
+    return f"(the model asked without a readable question)\n```{shown}```"
+
+
 def human_request_answer_hint() -> str:
     return ("Reply in this thread to answer (start with `#2` to pick a question), "
             "or use the buttons.")
@@ -120,6 +153,18 @@ def request_cancelled_result(name: str) -> str:
 def request_expired_result() -> str:
     return ("No human answered in time. Tell the customer honestly that the team has not "
             "answered yet and will follow up in this thread; do not invent an answer.")
+
+
+def unknown_tool_result(name: str, known: list[str]) -> str:
+    return (f"There is no tool named {name!r}; the only tools are {', '.join(known)}. "
+            "Answer the customer without it, or call one of those.")
+
+
+def bad_arguments_result(name: str, raw: str, limit: int = 300) -> str:
+    shown = raw if len(raw) <= limit else raw[:limit] + "…"
+    return (f"The arguments of your {name} call could not be read (they must be one JSON "
+            f"object matching the tool's parameters); you sent: {shown}. Call it again with "
+            "valid arguments, or answer without it.")
 
 
 def took_over_result(name: str) -> str:

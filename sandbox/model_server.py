@@ -30,7 +30,9 @@ from sandbox import offline_model
 from sandbox.hash_embeddings import DIMENSIONS, embed
 from sandbox.model_steps import (
     Delay,
+    Empty,
     Error,
+    Forever,
     Reply,
     Responder,
     Step,
@@ -40,7 +42,7 @@ from sandbox.model_steps import (
 )
 from sandbox.waiters import Waiters
 
-__all__ = ["Delay", "Error", "ModelServer", "Reply", "ToolCalls"]
+__all__ = ["Delay", "Empty", "Error", "Forever", "ModelServer", "Reply", "ToolCalls"]
 
 
 def content_text(content: Any) -> str:
@@ -134,9 +136,9 @@ class ModelServer:
         text = last_user_text(request)
         for marker, queue in self._routed.items():
             if queue and marker in text:
-                return queue.popleft()
+                return _take(queue)
         if self._script:
-            return self._script.popleft()
+            return _take(self._script)
         return self.default
 
     async def wait_for_request(self, predicate: Callable[[dict[str, Any]], bool] | None = None,
@@ -188,7 +190,7 @@ class ModelServer:
         return web.json_response(completion(body, step))
 
     async def _stream(self, request: web.Request, body: dict[str, Any],
-                      step: Reply | ToolCalls) -> web.StreamResponse:
+                      step: Reply | ToolCalls | Empty) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -229,16 +231,25 @@ class ModelServer:
             {"id": "sandbox", "object": "model", "created": 1700000000, "owned_by": "sandbox"}]})
 
 
+def _take(queue: deque[Step]) -> Step:
+    """The next step of a queue; a `Forever` step stays at its head."""
+    return queue[0] if isinstance(queue[0], Forever) else queue.popleft()
+
+
 def tool_call_id() -> str:
     return "call_" + secrets.token_urlsafe(18).replace("-", "a").replace("_", "b")
 
 
-def completion_message(step: Reply | ToolCalls) -> dict[str, Any]:
+def completion_message(step: Reply | ToolCalls | Empty) -> dict[str, Any]:
+    """The assistant message of a step; string tool arguments are sent verbatim (malformed)."""
+    if isinstance(step, Empty):
+        return {"role": "assistant", "content": step.content, "refusal": None}
     if isinstance(step, Reply):
         return {"role": "assistant", "content": step.text, "refusal": None}
     return {"role": "assistant", "content": step.text, "refusal": None, "tool_calls": [
         {"id": tool_call_id(), "type": "function",
-         "function": {"name": name, "arguments": json.dumps(dict(args))}}
+         "function": {"name": name,
+                      "arguments": args if isinstance(args, str) else json.dumps(dict(args))}}
         for name, args in step.calls]}
 
 
@@ -254,7 +265,7 @@ def _envelope(body: dict[str, Any], obj: str) -> dict[str, Any]:
             "model": body.get("model") or "sandbox", "system_fingerprint": "fp_sandbox"}
 
 
-def completion(body: dict[str, Any], step: Reply | ToolCalls) -> dict[str, Any]:
+def completion(body: dict[str, Any], step: Reply | ToolCalls | Empty) -> dict[str, Any]:
     """A non-streaming `chat.completion` response."""
     message = completion_message(step)
     finish = "tool_calls" if message.get("tool_calls") else "stop"
@@ -264,7 +275,8 @@ def completion(body: dict[str, Any], step: Reply | ToolCalls) -> dict[str, Any]:
             "usage": usage(body, message)}
 
 
-def stream_chunks(body: dict[str, Any], step: Reply | ToolCalls) -> list[dict[str, Any]]:
+def stream_chunks(body: dict[str, Any], step: Reply | ToolCalls | Empty
+                  ) -> list[dict[str, Any]]:
     """The `chat.completion.chunk` objects of a streamed answer, in order."""
     message = completion_message(step)
     base = _envelope(body, "chat.completion.chunk")

@@ -1,7 +1,10 @@
 """Scripted steps of the sandbox model server: what one chat completion request gets back.
 
-A step is `Reply(text)`, `ToolCalls([(name, args), ...])`, `Error(status=...)`,
-`Delay(seconds, then=step)`, or a callable `(request_json) -> step` (sync or async).
+A step is `Reply(text)`, `ToolCalls([(name, args), ...])`, `Empty()`, `Error(status=...)`,
+`Delay(seconds, then=step)`, `Forever(step)`, or a callable `(request_json) -> step` (sync or
+async). Faults on demand: `Empty()` (null content, no tool calls), `Empty(content="")`,
+`ToolCalls([("askHuman", '{"question": "Is it')])` (arguments sent verbatim when a string),
+`Error(500)`, `Error(429, retry_after=1)`, `Forever(ToolCalls([("noSuchTool", {})]))`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,15 @@ class Reply:
 class ToolCalls:
     """The assistant calls tools (`finish_reason: tool_calls`), optionally with some text."""
 
-    calls: Sequence[tuple[str, Mapping[str, Any]]]
+    calls: Sequence[tuple[str, Mapping[str, Any] | str]]
     text: str | None = None
+
+
+@dataclass(frozen=True)
+class Empty:
+    """An unusable answer: no tool calls and `content` null (default) or the given string."""
+
+    content: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,15 @@ class Delay:
     then: Step = field(default_factory=lambda: Reply("OK"))
 
 
-Step: TypeAlias = "Reply | ToolCalls | Error | Delay | Callable[[dict[str, Any]], Any]"
+@dataclass(frozen=True)
+class Forever:
+    """Answer every request of its queue with `step`; it is never used up (`clear_script`)."""
+
+    step: Step
+
+
+Step: TypeAlias = ("Reply | ToolCalls | Empty | Error | Delay | Forever"
+                   " | Callable[[dict[str, Any]], Any]")
 Responder: TypeAlias = Callable[[dict[str, Any]], Any]
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
@@ -54,12 +72,14 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: 
 ERROR_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
 
 
-async def resolve(step: Step, request: dict[str, Any]) -> Reply | ToolCalls | Error:
-    """Follow callables and delays until a final Reply, ToolCalls or Error."""
+async def resolve(step: Step, request: dict[str, Any]) -> Reply | ToolCalls | Empty | Error:
+    """Follow callables, delays and `Forever` until a final Reply, ToolCalls, Empty or Error."""
     for _ in range(50):
-        if isinstance(step, Reply | ToolCalls | Error):
+        if isinstance(step, Reply | ToolCalls | Empty | Error):
             return step
-        if isinstance(step, Delay):
+        if isinstance(step, Forever):
+            step = step.step
+        elif isinstance(step, Delay):
             await asyncio.sleep(step.seconds)
             step = step.then
         elif callable(step):

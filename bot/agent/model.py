@@ -22,11 +22,20 @@ class ModelError(Exception):
     """The model could not be reached or answered unusably after retries."""
 
 
+RAW_ARGUMENTS = "_raw"
+
+
 @dataclass(frozen=True)
 class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+
+    @property
+    def malformed(self) -> str | None:
+        """The raw argument text when it was not a JSON object, else None."""
+        raw = self.arguments.get(RAW_ARGUMENTS)
+        return None if raw is None else str(raw)
 
 
 @dataclass(frozen=True)
@@ -37,15 +46,21 @@ class ModelResult:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
+    @property
+    def usable(self) -> bool:
+        """Something to act on: a tool call, or text that is not blank."""
+        return bool(self.tool_calls) or bool(self.text and self.text.strip())
+
 
 def _parse_arguments(raw: Any) -> dict[str, Any]:
+    """Arguments as a dict; anything but a JSON object is kept as `{"_raw": text}`."""
     if isinstance(raw, dict):
         return raw
     try:
         value = json.loads(raw or "{}")
     except (TypeError, json.JSONDecodeError):
-        return {"_raw": raw}
-    return value if isinstance(value, dict) else {"value": value}
+        return {RAW_ARGUMENTS: raw}
+    return value if isinstance(value, dict) else {RAW_ARGUMENTS: raw}
 
 
 class ModelClient:
@@ -76,12 +91,14 @@ class ModelClient:
             response = await litellm.acompletion(**args)
         except Exception as error:
             raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
-        choice = response.choices[0]
-        message = choice.message
-        calls = [ToolCall(id=call.id, name=call.function.name,
+        usage = getattr(response, "usage", None)
+        choices = getattr(response, "choices", None) or []
+        message = getattr(choices[0], "message", None) if choices else None
+        if message is None:  # no choice at all: as unusable as an empty answer
+            return ModelResult(text=None, model=getattr(response, "model", None))
+        calls = [ToolCall(id=call.id, name=call.function.name or "",
                           arguments=_parse_arguments(call.function.arguments))
                  for call in (message.tool_calls or [])]
-        usage = getattr(response, "usage", None)
         return ModelResult(
             text=message.content or None, tool_calls=calls, model=response.model,
             prompt_tokens=getattr(usage, "prompt_tokens", None),

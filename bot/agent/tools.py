@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from bot import texts
+from bot.agent.model import RAW_ARGUMENTS
 
 ASK_HUMAN = "askHuman"
 TRANSFER_TO_HUMAN = "transferToHuman"
@@ -50,3 +54,35 @@ def tools_for(router: str) -> list[dict[str, Any]]:
     if router == "tool":
         return [ASK_HUMAN_TOOL, TRANSFER_TO_HUMAN_TOOL]
     return [ASK_HUMAN_TOOL]
+
+
+def tool_names(tools: list[dict[str, Any]]) -> list[str]:
+    return [tool["function"]["name"] for tool in tools]
+
+
+def _json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def readable_question(arguments: dict[str, Any]) -> str:
+    """The askHuman question a person can read: the `question` string, or plain-text arguments
+    as they came; anything else is shown as raw text under a note, never as if it were one."""
+    question = arguments.get("question")
+    raw = arguments.get(RAW_ARGUMENTS)
+    if isinstance(question, str) and question.strip() and raw is None:
+        text = question.strip()
+        if not isinstance(_json_value(text), dict | list):
+            return text
+        return texts.unreadable_question(text)
+    if raw is None:
+        return texts.unreadable_question(json.dumps(arguments, ensure_ascii=False))
+    text = str(raw).strip()
+    decoded = _json_value(text)
+    if isinstance(decoded, str) and decoded.strip():
+        return decoded.strip()  # a bare JSON string: the question itself
+    if decoded is None and text and text[0] not in "{[\"'":
+        return text  # plain text sent instead of JSON
+    return texts.unreadable_question(text)
