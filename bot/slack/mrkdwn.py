@@ -280,7 +280,9 @@ def _convert_inline(text: str) -> str:
         return f"{_STASH_OPEN}{len(stash) - 1}{_STASH_CLOSE}"
 
     text = _INLINE_TOKEN.sub(lambda match: keep(_convert_token(match)), text)
-    text = escape_mrkdwn(text)
+    # `&amp;`, `&lt;`, `&gt;` are entities in Markdown as in mrkdwn (the model often echoes
+    # Slack's escaped text): kept, so that they are not escaped twice.
+    text = _escape_bare(text).replace("<", "&lt;").replace(">", "&gt;")
     text = _BOLD_ITALIC.sub(rf"{_BOLD}_\1_{_BOLD}", text)
     text = _BOLD_STARS.sub(rf"{_BOLD}\1{_BOLD}", text)
     text = _BOLD_UNDERSCORES.sub(rf"{_BOLD}\1{_BOLD}", text)

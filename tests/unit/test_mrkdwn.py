@@ -80,6 +80,11 @@ def test_escapes_plain_text() -> None:
     assert to_mrkdwn("a < b && c > d <div>") == "a &lt; b &amp;&amp; c &gt; d &lt;div&gt;"
 
 
+def test_entities_are_not_escaped_twice_outside_code() -> None:
+    assert to_mrkdwn("help &amp; &lt;fast&gt; & more") == "help &amp; &lt;fast&gt; &amp; more"
+    assert to_mrkdwn("`&amp;`") == "`&amp;amp;`"  # code shows what was written
+
+
 def test_keeps_slack_tokens() -> None:
     text = "hi <@U123> in <#C123|support>, <!here> see <https://x.io|y> or <https://x.io>"
     assert to_mrkdwn(text) == text
