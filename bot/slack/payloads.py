@@ -1,4 +1,7 @@
-"""Pure readers of Slack payloads: which messages matter and where they belong."""
+"""Pure readers of Slack payloads: which messages matter, where they belong, what they say.
+
+Also cleans decoded payloads of text no database can store (NUL, lone surrogates).
+"""
 
 from __future__ import annotations
 
