@@ -65,6 +65,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     if config.slack.mode == "http":
         web_app = build_web_app(
             app, services.engine, path=config.slack.http.path,
+            signing_secret=config.slack.signing_secret.get_secret_value(),
             workers_reach_database=lambda: services.worker.database_reachable)
         port = config.slack.http.port if http_port is None else http_port
         bot._runner, bot.http_port = await start_site(web_app, host=config.slack.http.host,

@@ -2,25 +2,71 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import ping
 
+log = logging.getLogger(__name__)
+
+_EVENT_ID = re.compile(r'"event_id"\s*:\s*"([A-Za-z0-9]{1,64})"')
+
+
+def body_problem(raw: bytes, content_type: str | None) -> str | None:
+    """Why Bolt could not read this request body (not UTF-8, not JSON, not an object), or None."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    try:
+        body = parse_body(text, content_type)
+    except ValueError:  # json.JSONDecodeError is one
+        return "the body is not valid JSON"
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    return None
+
 
 def build_web_app(bolt: AsyncApp, engine: AsyncEngine, *, path: str,
+                  signing_secret: str | None = None,
                   workers_reach_database: Callable[[], bool] = lambda: True
                   ) -> web.Application:
-    """Slack's endpoint and `/healthz`: 200 when the database answers and the workers reach it
-    (their last sweep did), 503 otherwise, so a load balancer sees a short outage too."""
+    """The aiohttp app. With `signing_secret`, a body Bolt cannot read gets 401 when its
+    signature is wrong and 400 otherwise (Bolt itself checks the signature of readable ones).
+    `/healthz`: 200 when the database answers and the workers reach it (their last sweep did),
+    503 otherwise, so a load balancer sees a short outage too."""
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_endpoint(request: web.Request) -> web.Response:
-        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+        raw = await request.read()
+        problem = body_problem(raw, request.content_type)
+        if problem is not None:
+            return refuse_unreadable(raw, request, problem)
+        bolt_request = AsyncBoltRequest(body=raw.decode("utf-8"), query=request.query_string,
+                                        headers=request.headers)  # type: ignore[arg-type]
+        bolt_response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
+
+    def refuse_unreadable(raw: bytes, request: web.Request, problem: str) -> web.Response:
+        if verifier is not None and not verifier.is_valid(
+                raw, request.headers.get("X-Slack-Request-Timestamp", ""),
+                request.headers.get("X-Slack-Signature", "")):
+            return web.Response(status=401, text="invalid request signature")
+        event_id = _EVENT_ID.search(raw.decode("utf-8", "replace"))
+        log.warning("refused a malformed Slack request (event %s): %s",
+                    event_id[1] if event_id else "id unknown", problem)
+        # Sent again, the same body would fail the same way: ask Slack not to retry.
+        return web.json_response({"ok": False, "error": "malformed_body", "detail": problem},
+                                 status=400, headers={"X-Slack-No-Retry": "1"})
 
     async def healthz(_request: web.Request) -> web.Response:
         if await ping(engine) and workers_reach_database():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.slack.mrkdwn import neutralise_mentions
+
 
 def case_label(case_number: int) -> str:
     return f"Case #{case_number}"
@@ -103,8 +105,13 @@ def human_request_header(case_number: int) -> str:
     return f"{case_label(case_number)}: the bot needs help"
 
 
+def human_request_notification(case_number: int, question: str) -> str:
+    """The plain text (notification) of an askHuman post; the model's question pings nobody."""
+    return f"{human_request_header(case_number)}: {neutralise_mentions(question)}"
+
+
 def human_request_question(number: int, question: str) -> str:
-    return f"*Question #{number}:* {question}"
+    return f"*Question #{number}:* {neutralise_mentions(question)}"
 
 
 def unreadable_question(raw: str, limit: int = 500) -> str:
@@ -172,18 +179,35 @@ def took_over_result(name: str) -> str:
 
 
 def customer_wrote_while_waiting(name: str, text: str) -> str:
-    return f":speech_balloon: {name} wrote meanwhile: {text}"
+    """Copy of a customer's message into the case thread while the bot waits on staff."""
+    return (f":speech_balloon: {neutralise_mentions(name)} wrote meanwhile: "
+            f"{neutralise_mentions(text)}")
+
+
+def cannot_read_files() -> str:
+    """Told to a customer whose message has no words (only files, images or attachments)."""
+    return ("Sorry, I can only read text for now: I can't open files or images. Could you "
+            "write your question here in the thread?")
+
+
+def message_without_words(file_names: list[str]) -> str:
+    """What the history (and staff) keep of a customer's message that had no words."""
+    if not file_names:
+        return "(sent a message without text)"
+    return f"(sent {len(file_names)} file(s) without text: {', '.join(file_names)})"
 
 
 def customer_message_forward(name: str, text: str) -> str:
-    return f":speech_balloon: *{name}:* {text}"
+    """Copy of a customer's message to the staff member who owns the case."""
+    return f":speech_balloon: *{neutralise_mentions(name)}:* {neutralise_mentions(text)}"
 
 
 def excerpt_line(role: str, text: str, limit: int = 200) -> str:
+    """One quoted line of the conversation on a case card; mentions in it ping nobody."""
     clean = " ".join(text.split())
     if len(clean) > limit:
         clean = clean[: limit - 1] + "…"
-    return f"> *{role}:* {clean}"
+    return f"> *{neutralise_mentions(role)}:* {neutralise_mentions(clean)}"
 
 
 def format_duration(duration: timedelta) -> str:
@@ -223,14 +247,15 @@ def reminder(case_number: int, number: int, question: str, mentions: str, sent: 
              limit: int) -> str:
     who = f"{mentions} " if mentions else ""
     return (f"{who}:bell: Reminder {sent}/{limit}: {case_label(case_number)} is still waiting "
-            f"for an answer to question #{number}: {question}\nReply in this thread to answer.")
+            f"for an answer to question #{number}: {neutralise_mentions(question)}\n"
+            "Reply in this thread to answer.")
 
 
 def escalation(case_number: int, number: int, question: str, waited: timedelta,
                link: str | None) -> str:
     where = f" <{link}|Open the support thread>" if link else ""
     return (f":rotating_light: {case_label(case_number)} has waited {format_duration(waited)} "
-            f"for an answer to question #{number}: {question}.{where}")
+            f"for an answer to question #{number}: {neutralise_mentions(question)}.{where}")
 
 
 def request_expired_staff(number: int, waited: timedelta) -> str:

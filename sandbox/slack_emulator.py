@@ -279,6 +279,20 @@ class SlackEmulator(PeopleActions):
         channel = self.ws.channels.get(str(event.get("channel", "")))
         return await self._deliver_event(event, channel, event_id=event_id, force=True)
 
+    async def send_raw_body(self, body: bytes, *, content_type: str = "application/json",
+                            signed: bool = True) -> DeliveryResult:
+        """POST an arbitrary body (malformed JSON, a broken form) to the app's Request URL,
+        correctly signed unless `signed` is False; HTTP only, never retried."""
+        if self.http is None:
+            raise NoAppConnected("send_raw_body needs an HTTP app: call connect_http(url)")
+        status, text, headers = await self.http.send_raw(body, content_type, signed=signed)
+        result = DeliveryResult(EVENTS, {}, status=status, body=text, headers=headers)
+        if not result.ok:
+            result.error = "http_error"
+        self.deliveries.append(result)
+        self._delivery_waiters.notify(result)
+        return result
+
     async def redeliver(self, event_id: str) -> DeliveryResult:
         """Send an already delivered event again, as Slack's retry would."""
         payload = self._events[event_id]

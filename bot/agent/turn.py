@@ -314,8 +314,8 @@ class Agent:
                 conversation_id=conversation.id,
                 on_sent={"human_request_ids": [request.id], "support_thread": opens_thread},
                 args={"channel": self._config.channels.support, "thread_ts": SUPPORT_THREAD,
-                      "text": f"{texts.human_request_header(conversation.case_number or 0)}: "
-                              f"{request.question}",
+                      "text": texts.human_request_notification(conversation.case_number or 0,
+                                                               request.question),
                       "blocks": blocks},
             )
         if conversation.waiting_on_humans_since is None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.slack.mrkdwn import split_message, to_mrkdwn
+from bot.slack.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
 from storage import work
 from storage.models import Conversation, Message
 
 
 async def queue_answer(session: AsyncSession, conversation: Conversation, text: str, *,
                        key: str, message: Message | None = None) -> None:
-    """Queue an answer as mrkdwn, split into as many posts as Slack needs, in order."""
-    for index, chunk in enumerate(split_message(to_mrkdwn(text))):
+    """Queue an answer as mrkdwn, split into as many posts as Slack needs, in order. The model
+    may echo the customer's words, so its mentions are neutralised: they ping nobody."""
+    for index, chunk in enumerate(split_message(neutralise_mentions(to_mrkdwn(text)))):
         await work.add_post(
             session, key=f"{key}:{index}", method="chat.postMessage",
             conversation_id=conversation.id,

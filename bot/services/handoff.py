@@ -18,6 +18,7 @@ from bot.config import AppConfig
 from bot.errors import BadCommand, CaseNotFound
 from bot.services.case_thread import ensure_case_thread, post_in_case_thread
 from bot.services.human_requests import HumanRequests
+from bot.slack.mrkdwn import neutralise_mentions
 from storage import conversations, human_requests, messages, work
 from storage.models import Conversation, utcnow
 
@@ -102,6 +103,7 @@ class Handoff:
         told a person will answer."""
         if conversation.assignee != "bot":
             return
+        reason = neutralise_mentions(reason)  # a model's or router's words, shown to staff
         await self.assign_in_session(session, conversation, to="humans", by=by, reason=reason)
         await work.add_post(
             session, key=f"handed:{conversation.id}:{utcnow().timestamp()}",

@@ -15,12 +15,14 @@ from bot.services.intake import IncomingMessage, Intake
 from bot.services.people import People
 from bot.slack.client import SlackGateway
 from bot.slack.payloads import (
+    attached_file_names,
     author_name_from_event,
     event_dedupe_key,
     event_team_id,
     is_new_human_message,
     is_thread_reply,
     message_dedupe_key,
+    message_words,
     strip_bot_mention,
     thread_root_ts,
 )
@@ -62,12 +64,13 @@ class Inbox:
         if not self._config.channels.is_customer_channel(channel):
             return
         bot_user_id, _ = await self._slack.identity()
+        words = strip_bot_mention(message_words(event), bot_user_id)
         incoming = IncomingMessage(
             team_id=event_team_id(body, event), channel_id=channel,
             thread_ts=thread_root_ts(event), ts=event["ts"], user_id=event["user"],
             user_name=await self._people.name(event["user"], author_name_from_event(event)),
-            text=strip_bot_mention(event.get("text", ""), bot_user_id),
-            event_key=event_dedupe_key(body),
+            text=words or texts.message_without_words(attached_file_names(event)),
+            event_key=event_dedupe_key(body), has_words=bool(words),
         )
         if await self._people.is_staff(incoming.user_id):
             conversation_id = await self._intake.record_staff_message(incoming)
@@ -78,8 +81,9 @@ class Inbox:
         conversation_id = await self._intake.record_customer_message(incoming)
         if conversation_id is None:
             return
-        self._spawn(self._slack.add_reaction(channel=channel, ts=incoming.ts,
-                                             name=texts.holding_reaction()))
+        if incoming.has_words:
+            self._spawn(self._slack.add_reaction(channel=channel, ts=incoming.ts,
+                                                 name=texts.holding_reaction()))
         self._worker.kick(conversation_id)
 
     async def _on_support_reply(self, body: dict[str, Any], event: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ class IncomingMessage:
     user_name: str
     text: str
     event_key: str | None
+    has_words: bool = True  # False: only files or images; the model is not asked about it
 
 
 def human_metadata(name: str, user_id: str) -> dict[str, object]:
@@ -74,6 +75,15 @@ class Intake:
     async def _queue_follow_up(self, session: AsyncSession, conversation: Conversation,
                                incoming: IncomingMessage, message_id: int) -> None:
         pending = await human_requests.pending_requests(session, conversation.id)
+        if conversation.assignee == "bot" and not pending and not incoming.has_words:
+            # Nothing the model could read: say so plainly, without bothering staff.
+            await work.add_post(
+                session, key=f"no-words:{incoming.channel_id}:{incoming.ts}",
+                method="chat.postMessage", conversation_id=conversation.id,
+                args={"channel": conversation.channel_id, "thread_ts": conversation.thread_ts,
+                      "text": texts.cannot_read_files()})
+            await work.add_work(session, conversation_id=conversation.id, kind="flush")
+            return
         if conversation.assignee == "bot" and not pending:
             await work.add_work(session, conversation_id=conversation.id, kind="respond",
                                 payload={"message_id": message_id})

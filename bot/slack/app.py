@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Services
 from bot.slack import actions, case_actions, commands, events, shortcuts, views
+from bot.slack.middleware import clean_strings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def build_app(services: Services) -> AsyncApp:
         error_id = uuid.uuid4().hex[:8]
         log.error("unhandled error %s on %s", error_id, body.get("type"), exc_info=error)
 
+    app.middleware(clean_strings)
     events.register(app, services)
     actions.register(app, services)
     views.register(app, services)

@@ -25,6 +25,7 @@ from bot.slack.ids import (
     RequestView,
     StaffReplyAction,
 )
+from bot.slack.mrkdwn import neutralise_mentions
 
 
 def thread_link(channel_id: str, ts: str, thread_ts: str | None = None) -> str:
@@ -42,7 +43,8 @@ def _blocks(*blocks: Any) -> list[dict[str, Any]]:
 def case_header_text(*, case_number: int, customer_name: str, channel_id: str,
                      thread_ts: str) -> str:
     link = thread_link(channel_id, thread_ts)
-    return (f"*{texts.case_label(case_number)}* · {customer_name} in <#{channel_id}> · "
+    return (f"*{texts.case_label(case_number)}* · {neutralise_mentions(customer_name)} in "
+            f"<#{channel_id}> · "
             f"<{link}|open the customer's thread>")
 
 
@@ -99,10 +101,11 @@ def case_card_blocks(*, case_number: int, customer_name: str, channel_id: str, t
 
 
 def draft_blocks(*, message_id: int, header: str, text: str) -> list[dict[str, Any]]:
+    """A model answer waiting for approval (`text` is mrkdwn; its mentions ping nobody)."""
     value = str(message_id)
     return _blocks(
         SectionBlock(text=MarkdownTextObject(text=header)),
-        SectionBlock(text=MarkdownTextObject(text=text[:2900])),
+        SectionBlock(text=MarkdownTextObject(text=neutralise_mentions(text)[:2900])),
         ActionsBlock(block_id=f"draft-{message_id}", elements=[
             ButtonElement(text="Send", action_id=DraftAction.send, value=value, style="primary"),
             ButtonElement(text="Edit…", action_id=DraftAction.edit, value=value),
@@ -113,9 +116,10 @@ def draft_blocks(*, message_id: int, header: str, text: str) -> list[dict[str, A
 
 
 def outcome_blocks(*, header: str, text: str, outcome: str) -> list[dict[str, Any]]:
+    """A draft card once sent or discarded; the answer's mentions ping nobody."""
     return _blocks(
         SectionBlock(text=MarkdownTextObject(text=header)),
-        SectionBlock(text=MarkdownTextObject(text=text[:2900])),
+        SectionBlock(text=MarkdownTextObject(text=neutralise_mentions(text)[:2900])),
         ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
     )
 

@@ -72,6 +72,19 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def neutralise_mentions(mrkdwn: str) -> str:
+    """Make words the bot did not write safe to post: no mention, broadcast or stray markup.
+
+    `<!channel>`, `<!here>`, `<!everyone>`, `<!subteam^…>` and `<@U…>` become readable text
+    that pings nobody (`@channel`, `@handle`, `@U123`, with a word joiner after the `@`), as do
+    typed `@channel`/`@name` words that Slack could auto-link in blocks. Links, `<#C…>` channel
+    links and `<!date^…>` stay. Raw `&`, `<`, `>` are escaped; Slack's own `&amp;`, `&lt;`,
+    `&gt;` and a `>` quote marker at the start of a line are kept, so applying it twice changes
+    nothing more than applying it once.
+    """
+    return _UNSAFE.sub(_neutralise_token, mrkdwn)
+
+
 def to_mrkdwn(markdown: str) -> str:
     """Convert CommonMark-ish model output to Slack mrkdwn."""
     lines = markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -267,7 +280,9 @@ def _convert_inline(text: str) -> str:
         return f"{_STASH_OPEN}{len(stash) - 1}{_STASH_CLOSE}"
 
     text = _INLINE_TOKEN.sub(lambda match: keep(_convert_token(match)), text)
-    text = escape_mrkdwn(text)
+    # `&amp;`, `&lt;`, `&gt;` are entities in Markdown as in mrkdwn (the model often echoes
+    # Slack's escaped text): kept, so that they are not escaped twice.
+    text = _escape_bare(text).replace("<", "&lt;").replace(">", "&gt;")
     text = _BOLD_ITALIC.sub(rf"{_BOLD}_\1_{_BOLD}", text)
     text = _BOLD_STARS.sub(rf"{_BOLD}\1{_BOLD}", text)
     text = _BOLD_UNDERSCORES.sub(rf"{_BOLD}\1{_BOLD}", text)
@@ -307,6 +322,42 @@ def _link(url: str, label: str) -> str:
     if not text or label.strip() == url:
         return f"<{url}>"
     return f"<{url}|{text}>"
+
+
+# --- neutralise_mentions -------------------------------------------------------------------------
+
+_WORD_JOINER = "\u2060"  # zero width, no break: `@\u2060channel` reads as @channel, pings nobody
+_UNSAFE = re.compile(
+    r"(?P<entity>&(?:amp|lt|gt);)"
+    r"|<(?P<token>[^<>\n]*)>"
+    r"|(?P<quote>^[ \t]*>+)"
+    r"|(?P<char>[&<>])"
+    r"|(?P<plain>(?<![\w@.+\-/=])@(?=\w))",
+    re.MULTILINE,
+)
+_SAFE_TOKEN = re.compile(r"^(?:#|!date\^|(?:https?|ftp|slack)://|mailto:|tel:)", re.IGNORECASE)
+
+
+def _neutralise_token(match: re.Match[str]) -> str:
+    if match["entity"] or match["quote"]:
+        return match[0]
+    if match["char"]:
+        return escape_mrkdwn(match["char"])
+    if match["plain"]:
+        return f"@{_WORD_JOINER}"
+    token = match["token"]
+    if _SAFE_TOKEN.match(token):
+        return match[0]
+    if token.startswith(("@", "!")):
+        target, _, label = token.partition("|")
+        name = label.lstrip("@").strip() or target[1:].removeprefix("subteam^")
+        return f"@{_WORD_JOINER}{_escape_bare(name)}" if name else "@"
+    return f"&lt;{_escape_bare(token)}&gt;"
+
+
+def _escape_bare(text: str) -> str:
+    """Escape `&` not already part of an entity (inside text that has no `<` or `>`)."""
+    return re.sub(r"&(?!(?:amp|lt|gt);)", "&amp;", text)
 
 
 # --- split_message -------------------------------------------------------------------------------

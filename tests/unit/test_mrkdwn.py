@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.slack.mrkdwn import split_message, to_mrkdwn
+from bot.slack.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
 
 
 @pytest.mark.parametrize(
@@ -80,6 +80,11 @@ def test_escapes_plain_text() -> None:
     assert to_mrkdwn("a < b && c > d <div>") == "a &lt; b &amp;&amp; c &gt; d &lt;div&gt;"
 
 
+def test_entities_are_not_escaped_twice_outside_code() -> None:
+    assert to_mrkdwn("help &amp; &lt;fast&gt; & more") == "help &amp; &lt;fast&gt; &amp; more"
+    assert to_mrkdwn("`&amp;`") == "`&amp;amp;`"  # code shows what was written
+
+
 def test_keeps_slack_tokens() -> None:
     text = "hi <@U123> in <#C123|support>, <!here> see <https://x.io|y> or <https://x.io>"
     assert to_mrkdwn(text) == text
@@ -127,6 +132,57 @@ def test_table_becomes_aligned_code_block() -> None:
 
 def test_strips_surrounding_blank_lines() -> None:
     assert to_mrkdwn("\n\nhello\n\n") == "hello"
+
+
+# --- neutralise_mentions -------------------------------------------------------------------------
+
+WJ = "\u2060"  # the word joiner that keeps `@channel` from being a mention
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<!channel> <!here> <!everyone>", f"@{WJ}channel @{WJ}here @{WJ}everyone"),
+        ("<!here|here> and <!channel|@channel>", f"@{WJ}here and @{WJ}channel"),
+        ("<!subteam^S123> <!subteam^S9|@ops-team>", f"@{WJ}S123 @{WJ}ops-team"),
+        ("ask <@U0STAFF> or <@U0SKY|sky>", f"ask @{WJ}U0STAFF or @{WJ}sky"),
+        ("typed @channel, @here and @sam", f"typed @{WJ}channel, @{WJ}here and @{WJ}sam"),
+    ],
+)
+def test_mentions_become_text_that_pings_nobody(text: str, expected: str) -> None:
+    assert neutralise_mentions(text) == expected
+
+
+def test_links_channels_dates_and_emails_stay() -> None:
+    text = ("see <https://e.com/?u=@sam&x=1|the docs> in <#C123|support> on "
+            "<!date^1700000000^{date}|Nov 14> or mail <mailto:a@b.com|a@b.com>, a@b.com")
+    assert neutralise_mentions(text) == text
+
+
+def test_raw_control_characters_are_escaped_once() -> None:
+    assert neutralise_mentions("a & b < c > d <div>") == "a &amp; b &lt; c &gt; d &lt;div&gt;"
+    # What Slack already escaped (customer text arrives escaped) is not escaped again.
+    assert neutralise_mentions("Q&amp;A &lt;tag&gt;") == "Q&amp;A &lt;tag&gt;"
+    assert neutralise_mentions("<@U1|Bo & Co>") == f"@{WJ}Bo &amp; Co"
+
+
+def test_quote_markers_stay_but_other_angle_brackets_do_not() -> None:
+    assert neutralise_mentions("> quoted\n>> nested\n2 > 1") == "> quoted\n>> nested\n2 &gt; 1"
+
+
+def test_neutralising_twice_changes_nothing_more() -> None:
+    samples = ["<!channel> hi <@U1|sam> & <b> @here", "x <https://e.com|y> &amp; > q",
+               "> *Customer:* <!subteam^S1> help <3", "<a&b> <@> <!>"]
+    for text in samples:
+        once = neutralise_mentions(text)
+        assert neutralise_mentions(once) == once
+        assert not re.search(r"<[@!]|(?<![\w@])@(?:channel|here|everyone)\b", once)
+
+
+def test_model_answer_with_mentions_converted_then_neutralised() -> None:
+    markdown = "**Hi** <!channel>, `<!here>` stays code, [docs](https://e.com)"
+    answer = neutralise_mentions(to_mrkdwn(markdown))
+    assert answer == f"*Hi* @{WJ}channel, `&lt;!here&gt;` stays code, <https://e.com|docs>"
 
 
 # --- split_message -------------------------------------------------------------------------------
