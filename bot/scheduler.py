@@ -70,8 +70,9 @@ def oncall_mentions(oncall: list[str]) -> str:
 class FollowUpScheduler:
     """The follow-up jobs of one bot process, their timer, and the APScheduler for housekeeping.
 
-    The timer sleeps until the nearest due time read from the database (`next_due`), then runs
-    every follow-up job once (a *pass*), reads the nearest due time again and sleeps until it.
+    The timer sleeps until the nearest due time read from the database
+    (`storage.followups.next_due_times`), then runs every follow-up job once (a *pass*), reads
+    the nearest due time again and sleeps until it.
     `wake()` makes it re-read at once; it is called after each commit that writes a due time
     (`storage.followups.watch_due_times`). Every `timers.check_every` a pass runs anyway: the
     safety net for due times written by other replicas or other processes. One task runs the
@@ -152,11 +153,15 @@ class FollowUpScheduler:
         next_check = loop.time()  # the start-up pass
         due: datetime | None = None
         while not self._stopping:
-            if loop.time() >= next_check or (due is not None and utcnow() >= due):
-                reachable = await self._pass()
-                next_check = loop.time() + (every if reachable else min(every, OUTAGE_RETRY))
-            self._woken.clear()
-            due = await self._nearest_due() if self.database_reachable else None
+            try:
+                if loop.time() >= next_check or (due is not None and utcnow() >= due):
+                    reachable = await self._pass()
+                    next_check = loop.time() + (every if reachable else min(every, OUTAGE_RETRY))
+                self._woken.clear()
+                due = await self._nearest_due() if self.database_reachable else None
+            except Exception:  # a bug must not stop the follow-ups: the next check retries
+                log.exception("follow-up timer failed; retrying at the next check")
+                next_check, due = loop.time() + every, None
             self.armed_for = due
             delay = next_check - loop.time()
             if due is not None:
