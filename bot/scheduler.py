@@ -1,17 +1,20 @@
 """Follow-ups when humans are slow: reminders, escalation, give-up, holding notices, releases.
 
-APScheduler's `AsyncIOScheduler` runs one named interval job per kind of follow-up (every
-`timers.check_every`, and once at start-up). A job only *finds* due rows: the due times live in
-the database (`storage.followups`), so a restart resumes them and a downtime fires each due
-follow-up once, not once per missed interval. Each due row is then claimed with a conditional
-UPDATE in its own transaction, together with the Slack posts it causes (outbox rows) and any work
-item; only the claimer that wins goes on, so several replicas on one PostgreSQL act as one bot.
-One failing row is logged and does not stop the rest of the batch.
+One named job per kind of follow-up. A timer runs them all once at start-up, then at the nearest
+due time read from the database, and at the latest every `timers.check_every` (the safety net
+for due times written by other replicas); APScheduler runs housekeeping. A job only *finds* due
+rows: the due times live in the database (`storage.followups`), so a restart resumes them and a
+downtime fires each due follow-up once, not once per missed interval. Each due row is then
+claimed with a conditional UPDATE in its own transaction, together with the Slack posts it causes
+(outbox rows) and any work item; only the claimer that wins goes on, so several replicas on one
+PostgreSQL act as one bot. One failing row is logged and does not stop the rest of the batch; an
+unreachable database is one warning, and the next check retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -33,6 +36,7 @@ from bot.followup_times import (
 from bot.services.outbox import SUPPORT_THREAD
 from bot.slack.blocks import thread_link
 from storage import conversations, events, followups, human_requests, messages, work
+from storage.db import is_unavailable
 from storage.models import Conversation, HumanRequest, utcnow
 
 if TYPE_CHECKING:
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 100
+OUTAGE_RETRY = 5.0  # seconds between checks while the database cannot be reached
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 _SUBTEAM_ID = re.compile(r"^S[A-Z0-9]+$")
 
@@ -63,7 +68,16 @@ def oncall_mentions(oncall: list[str]) -> str:
 
 
 class FollowUpScheduler:
-    """The named follow-up jobs of one bot process, and the APScheduler that runs them."""
+    """The follow-up jobs of one bot process, their timer, and the APScheduler for housekeeping.
+
+    The timer sleeps until the nearest due time read from the database
+    (`storage.followups.next_due_times`), then runs every follow-up job once (a *pass*), reads
+    the nearest due time again and sleeps until it.
+    `wake()` makes it re-read at once; it is called after each commit that writes a due time
+    (`storage.followups.watch_due_times`). Every `timers.check_every` a pass runs anyway: the
+    safety net for due times written by other replicas or other processes. One task runs the
+    passes, so jobs of one process never overlap; claims keep replicas exact.
+    """
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -71,8 +85,14 @@ class FollowUpScheduler:
         self._timers = services.config.timers
         self._working = working_time(services.config)
         self._scheduler: AsyncIOScheduler | None = None
-        self._in_flight: set[asyncio.Task[object]] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
+        self._unwatch: Callable[[], None] | None = None
         self._stopping = False
+        self._pass_started: datetime | None = None
+        self._backlog: set[str] = set()  # kinds whose last run found a full batch
+        self.armed_for: datetime | None = None  # the due time the timer sleeps until
+        self.database_reachable = True
         self.jobs: dict[str, Job] = {
             "followups.give_up": self.give_up,
             "followups.escalate": self.escalate,
@@ -83,56 +103,148 @@ class FollowUpScheduler:
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Run a pass now (follow-ups due during downtime fire once), then on the timer."""
         quiet = logging.getLogger("apscheduler.executors.default")
         if quiet.level == logging.NOTSET:
-            quiet.setLevel(logging.WARNING)  # "Running job ..." every few seconds otherwise
+            quiet.setLevel(logging.WARNING)  # "Running job ..." every hour otherwise
+        self._stopping = False
         scheduler = AsyncIOScheduler(timezone=UTC)
-        now = datetime.now(UTC)
-        every = self._timers.check_every.total_seconds()
-        for job_id, job in self.jobs.items():
-            scheduler.add_job(self._guarded(job_id, job), IntervalTrigger(seconds=every),
-                              id=job_id, name=job_id, next_run_time=now, max_instances=1,
-                              coalesce=True, misfire_grace_time=None)
-        scheduler.add_job(self._guarded("housekeeping", self.housekeeping),
+        scheduler.add_job(self._housekeeping_job,
                           IntervalTrigger(seconds=self._timers.housekeeping_every.total_seconds()),
-                          id="housekeeping", name="housekeeping", next_run_time=now,
+                          id="housekeeping", name="housekeeping", next_run_time=datetime.now(UTC),
                           max_instances=1, coalesce=True, misfire_grace_time=None)
         scheduler.start()
         self._scheduler = scheduler
+        self._unwatch = followups.watch_due_times(self._services.engine, self.wake)
+        self._timer = asyncio.create_task(self._run_timer(), name="followups.timer")
+
+    def wake(self) -> None:
+        """A due time was written: re-read the nearest one now. Cheap; safe to call often."""
+        self._woken.set()
+
+    async def pause(self) -> None:
+        """Stop the timer and housekeeping; the jobs stay callable (operators, tests)."""
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # the shutdown runs on the loop; let it before the loop goes
+        self.armed_for = None
 
     async def stop(self) -> None:
-        """Let running jobs finish their row (a claim and its posts commit together), then stop."""
+        """Let a running pass finish its row (a claim and its posts commit together), then stop."""
         self._stopping = True
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is None:
-            return
-        scheduler.pause()
-        if self._in_flight:
-            await asyncio.wait(list(self._in_flight), timeout=10)
-        scheduler.shutdown(wait=False)
-        await asyncio.sleep(0)  # the shutdown runs on the loop; let it before the loop goes
+        self.wake()
+        timer = self._timer
+        if timer is not None:
+            await asyncio.wait([timer], timeout=10)
+        await self.pause()
 
-    def _guarded(self, job_id: str, job: Job) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
+    async def _run_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        every = self._timers.check_every.total_seconds()
+        next_check = loop.time()  # the start-up pass
+        due: datetime | None = None
+        while not self._stopping:
+            try:
+                if loop.time() >= next_check or (due is not None and utcnow() >= due):
+                    reachable = await self._pass()
+                    next_check = loop.time() + (every if reachable else min(every, OUTAGE_RETRY))
+                self._woken.clear()
+                due = await self._nearest_due() if self.database_reachable else None
+            except Exception:  # a bug must not stop the follow-ups: the next check retries
+                log.exception("follow-up timer failed; retrying at the next check")
+                next_check, due = loop.time() + every, None
+            self.armed_for = due
+            delay = next_check - loop.time()
+            if due is not None:
+                delay = min(delay, (due - utcnow()).total_seconds())
+            if delay > 0 and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), delay)
+
+    async def _pass(self) -> bool:
+        """Run every follow-up job once; False when the database could not be reached."""
+        self._pass_started = utcnow()
+        for job_id, job in self.jobs.items():
             if self._stopping:
-                return
-            task = asyncio.current_task()
-            if task is not None:
-                self._in_flight.add(task)
+                break
             try:
                 done = await job()
-                if done:
-                    log.info("%s: %d row(s) handled", job_id, done)
-            except Exception:
-                log.exception("%s failed", job_id)
-            finally:
-                if task is not None:
-                    self._in_flight.discard(task)
-        run.__name__ = job_id.replace(".", "_")
-        return run
+            except Exception as error:
+                if is_unavailable(error):
+                    self._unreachable(job_id, error)
+                    return False
+                log.exception("%s failed; the next check retries it", job_id)
+                continue
+            if done:
+                log.info("%s: %d row(s) handled", job_id, done)
+        self._reachable()
+        return True
+
+    async def _nearest_due(self) -> datetime | None:
+        """The earliest due time the next pass would act on, or None (wait for the check).
+
+        A kind whose earliest row was already due when the last pass started, and is still
+        there, failed in that pass: the periodic check retries it, not a busy loop."""
+        try:
+            async with self._services.sessions() as session:
+                nearest = await followups.next_due_times(
+                    session, max_reminders=self._timers.max_reminders)
+        except Exception as error:
+            if not is_unavailable(error):
+                log.exception("reading the next follow-up due time failed")
+            else:
+                self._unreachable("followups.timer", error)
+            return None
+        add = self._working.add
+        by_kind = {
+            "remind": nearest.remind_at,
+            "escalate": nearest.escalate_at,
+            "give_up": nearest.give_up_at,
+            "notify_customers": nearest.waiting_since and add(
+                nearest.waiting_since, self._timers.notify_customer_after),
+            "release_idle": nearest.idle_since and add(
+                nearest.idle_since, self._timers.release_after),
+        }
+        started = self._pass_started
+        due = [at for kind, at in by_kind.items() if at is not None and (
+            started is None or at > started or kind in self._backlog)]
+        return min(due, default=None)
+
+    def _unreachable(self, job_id: str, error: BaseException) -> None:
+        if self.database_reachable:
+            log.warning("%s: database unreachable (%s); follow-ups retry on the next check",
+                        job_id, type(error).__name__)
+        self.database_reachable = False
+
+    def _reachable(self) -> None:
+        if not self.database_reachable:
+            log.warning("database reachable again; follow-ups resume")
+        self.database_reachable = True
+
+    async def _housekeeping_job(self) -> None:
+        try:
+            pruned = await self.housekeeping()
+        except Exception as error:
+            if is_unavailable(error):
+                log.warning("housekeeping: database unreachable (%s); retried in %s",
+                            type(error).__name__, self._timers.housekeeping_every)
+            else:
+                log.exception("housekeeping failed")
+            return
+        if pruned:
+            log.info("housekeeping: %d row(s) pruned", pruned)
 
     async def run_due(self) -> int:
-        """Run every follow-up job once, in order (start-up catch-up, operators, tests)."""
+        """Run every follow-up job once, in order (operators, tests)."""
         total = 0
         for job in self.jobs.values():
             total += await job()
@@ -140,13 +252,21 @@ class FollowUpScheduler:
 
     async def _each(self, kind: str, rows: list[object],
                     handle: Callable[[object], Awaitable[int | None]]) -> int:
+        """Handle due rows one by one; a failing row is logged and the next check retries it,
+        a database outage ends the batch."""
+        if len(rows) >= BATCH:
+            self._backlog.add(kind)
+        else:
+            self._backlog.discard(kind)
         done = 0
         for row in rows:
             if self._stopping:
                 break
             try:
                 conversation_id = await handle(row)
-            except Exception:
+            except Exception as error:
+                if is_unavailable(error):
+                    raise
                 log.exception("%s: follow-up of %r failed; the next check retries it", kind, row)
                 continue
             if conversation_id is not None:

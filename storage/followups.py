@@ -6,17 +6,23 @@ one first *claims* it with a conditional UPDATE that moves the row past the foll
 transaction whose UPDATE matched (rowcount 1) goes on, on SQLite and PostgreSQL alike: with several
 replicas each follow-up fires once. Functions take an `AsyncSession` and never commit; the caller
 commits the claim together with the posts it queues.
+
+`next_due_times` reads the nearest due time of each kind (the scheduler arms its timer with it),
+and `watch_due_times` tells the scheduler when a commit wrote a new one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, event, func, inspect, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
-from storage.models import Conversation, HumanRequest, Message
+from storage.models import Conversation, HumanRequest, Message, UtcDateTime
 
 NOT_ASSIGNED_TO_PEOPLE = ("bot", "humans")
 
@@ -199,3 +205,85 @@ async def end_stale_wait(session: AsyncSession, *, conversation_id: int,
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class NextDue:
+    """The earliest due time of each kind of follow-up (None: nothing of that kind waits).
+    `waiting_since` and `idle_since` are the oldest starts of a wait; the scheduler adds the
+    configured durations (in working time) to them."""
+
+    remind_at: datetime | None
+    escalate_at: datetime | None
+    give_up_at: datetime | None
+    waiting_since: datetime | None
+    idle_since: datetime | None
+
+
+def _earliest(column: Any, *where: ColumnElement[bool]) -> Any:
+    return select(func.min(column, type_=UtcDateTime())).where(*where).scalar_subquery()
+
+
+async def next_due_times(session: AsyncSession, *, max_reminders: int) -> NextDue:
+    """One read of the nearest due time per kind, over the rows the due queries above find."""
+    pending = HumanRequest.status == "pending"
+    row = (await session.execute(select(
+        _earliest(HumanRequest.remind_at, pending, HumanRequest.remind_at.is_not(None),
+                  HumanRequest.reminders_sent < max_reminders),
+        _earliest(HumanRequest.escalate_at, pending, HumanRequest.escalate_at.is_not(None)),
+        _earliest(HumanRequest.give_up_at, pending, HumanRequest.give_up_at.is_not(None)),
+        _earliest(Conversation.waiting_on_humans_since, Conversation.status == "open",
+                  Conversation.waiting_on_humans_since.is_not(None), _not_told_in_this_wait()),
+        _earliest(_last_activity(), Conversation.status == "open",
+                  Conversation.assignee.not_in(NOT_ASSIGNED_TO_PEOPLE)),
+    ))).one()
+    return NextDue(*row)
+
+
+# Columns whose change can bring a follow-up closer: a new question's due times, a wait that
+# starts, a case handed to a person.
+_DUE_COLUMNS: dict[type, tuple[str, ...]] = {
+    HumanRequest: ("remind_at", "escalate_at", "give_up_at"),
+    Conversation: ("waiting_on_humans_since", "customer_notified_at", "last_human_activity_at",
+                   "assignee", "status"),
+}
+_WROTE_DUE_TIME = "followups.wrote_due_time"
+
+
+def _writes_due_time(obj: object, *, new: bool) -> bool:
+    columns = _DUE_COLUMNS.get(type(obj), ())
+    if new:
+        return any(getattr(obj, name, None) is not None for name in columns[:3])
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in columns)
+
+
+def watch_due_times(engine: AsyncEngine, callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` after each commit on `engine` whose ORM changes touched a follow-up due
+    time (bulk UPDATE statements are not seen). Returns the function that stops watching."""
+    sync_engine = engine.sync_engine
+
+    def after_flush(session: Session, _context: object) -> None:
+        if session.bind is sync_engine and (
+                any(_writes_due_time(obj, new=True) for obj in session.new)
+                or any(_writes_due_time(obj, new=False) for obj in session.dirty)):
+            session.info[_WROTE_DUE_TIME] = True
+
+    def after_commit(session: Session) -> None:
+        if session.info.pop(_WROTE_DUE_TIME, False):
+            callback()
+
+    def after_rollback(session: Session) -> None:
+        session.info.pop(_WROTE_DUE_TIME, None)
+
+    hooks = (("after_flush", after_flush), ("after_commit", after_commit),
+             ("after_rollback", after_rollback))
+    for name, hook in hooks:
+        event.listen(Session, name, hook)
+
+    def stop() -> None:
+        for name, hook in hooks:
+            if event.contains(Session, name, hook):
+                event.remove(Session, name, hook)
+
+    return stop

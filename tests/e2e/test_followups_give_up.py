@@ -71,8 +71,9 @@ async def test_a_late_answer_does_not_reopen_the_expired_question(start, slack, 
 
 
 async def test_an_answer_racing_the_give_up_has_exactly_one_winner(start, slack, model):
-    # Only the start-up check runs by itself; the test runs the give-up when it wants.
+    # The timer is paused after the start-up check; the test runs the give-up when it wants.
     bot = await start(timers=timers(give_up_after="1s", check_every="1h"))
+    await bot.scheduler.pause()
     ts, _ = await ask(slack, model, honest(HONEST))
     request = await the_request(bot)
     await wait_until(request.give_up_at)

@@ -43,11 +43,13 @@ async def test_two_replicas_run_the_follow_ups_of_a_case_once(start, slack, mode
 
 
 async def test_replicas_checking_at_the_same_moment_claim_each_row_once(start, slack, model):
-    # The schedulers only check at start-up; the test makes them race on due rows.
+    # The timers are paused after the start-up check; the test makes the replicas race.
     quiet = timers(remind_after="1s", max_reminders=1, escalate_after="1s",
                    give_up_after="3s", check_every="1h")
     first = await start(timers=quiet)
     second = await start(timers=quiet)
+    await first.scheduler.pause()
+    await second.scheduler.pause()
     ts, post = await ask(slack, model, honest(HONEST))
     request = await the_request(first)
     await wait_until(request.escalate_at)
