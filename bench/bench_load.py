@@ -40,7 +40,6 @@ from typing import Any
 
 from bench.harness import ROOT, Drive, Stack, drive, drive_rate, pct, stack, table
 
-REPLY_TIMEOUT = 300.0
 RESULTS = ROOT / "bench" / "results"
 PYSPY = Path(os.environ.get("PYSPY", Path(sys.executable).parent / "py-spy"))
 
@@ -61,11 +60,14 @@ class Phase:
     reply_p99_ms: float = 0.0
     cpu_s: float = 0.0
     cpu_ms_per_answer: float = 0.0
+    fakes_cpu_ms_per_answer: float = 0.0  # the emulator + model server process, for context
+    driver_cpu_ms_per_answer: float = 0.0  # the load generator (this process), for context
+    commits_per_answer: float | None = None  # PostgreSQL: pg_stat_database.xact_commit
 
 
 async def settle_cpu(target: Stack, *, quiet: float = 0.02, most: float = 10.0) -> float:
-    """Wait until the app's CPU time stops growing (its after-answer bookkeeping is done, up
-    to `most` seconds); return the CPU seconds then."""
+    """Wait until the app's CPU time stops growing (its after-answer bookkeeping is done, or
+    the backlog a late phase left, up to `most` seconds); return the CPU seconds then."""
     last, deadline = target.cpu_seconds(), time.monotonic() + most
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -76,22 +78,39 @@ async def settle_cpu(target: Stack, *, quiet: float = 0.02, most: float = 10.0) 
     return last
 
 
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 async def measure(target: Stack, app: str, load: str, count: int,
-                  send: Callable[[list[dict[str, Any]]], Awaitable[Drive]]) -> Phase:
+                  send: Callable[[list[dict[str, Any]]], Awaitable[Drive]],
+                  reply_timeout: float) -> Phase:
     events = await target.new_events(count)
     await target.control("/forget", {})
     roots = [e["event"]["ts"] for e in events]
-    cpu_before = target.cpu_seconds()
+    commits_before = await target.commits()
+    cpu_before, fakes_before = target.cpu_seconds(), target.fakes_cpu_seconds()
+    driver_before = own_cpu_seconds()
     sent = await send(events)
-    replies = await target.reply_times(roots, REPLY_TIMEOUT)
+    replies = await target.reply_times(roots, reply_timeout)
     cpu = await settle_cpu(target) - cpu_before
+    fakes_cpu, driver_cpu = (target.fakes_cpu_seconds() - fakes_before,
+                             own_cpu_seconds() - driver_before)
+    commits_after = await target.commits()
     answered = {r: at for r, at in replies.items() if at is not None}
     reply_s = [at - sent.sent_at[r] for r, at in answered.items()]
     span = (max(answered.values()) - min(sent.sent_at.values())) if answered else 0.0
     phase = Phase(app, load, sent=count, answered=len(answered),
                   errors={str(k): v for k, v in sent.errors.items()},
                   answered_per_s=len(answered) / span if span else 0.0,
-                  cpu_s=cpu, cpu_ms_per_answer=cpu * 1000 / max(1, len(answered)))
+                  cpu_s=cpu, cpu_ms_per_answer=cpu * 1000 / max(1, len(answered)),
+                  fakes_cpu_ms_per_answer=fakes_cpu * 1000 / max(1, len(answered)),
+                  driver_cpu_ms_per_answer=driver_cpu * 1000 / max(1, len(answered)))
+    if commits_before is not None and commits_after is not None:
+        phase.commits_per_answer = (commits_after - commits_before) / max(1, len(answered))
+    if len(answered) < count:  # a backlog: let it drain so the next load starts clean
+        await settle_cpu(target, quiet=0.2, most=reply_timeout)
     if sent.latencies:
         phase.ack_p50_ms = pct(sent.latencies, 50) * 1000
         phase.ack_p99_ms = pct(sent.latencies, 99) * 1000
@@ -101,7 +120,10 @@ async def measure(target: Stack, app: str, load: str, count: int,
     print(f"  {app:<20} {load:<22} answered {phase.answered}/{count} at "
           f"{phase.answered_per_s:.1f}/s, ack p50/p99 {phase.ack_p50_ms:.0f}/"
           f"{phase.ack_p99_ms:.0f} ms, reply p50/p99 {phase.reply_p50_ms:.0f}/"
-          f"{phase.reply_p99_ms:.0f} ms, CPU {phase.cpu_ms_per_answer:.1f} ms/answer"
+          f"{phase.reply_p99_ms:.0f} ms, CPU {phase.cpu_ms_per_answer:.1f} ms/answer (fakes "
+          f"{phase.fakes_cpu_ms_per_answer:.1f}, driver {phase.driver_cpu_ms_per_answer:.1f})"
+          + (f", {phase.commits_per_answer:.1f} commits/answer"
+             if phase.commits_per_answer is not None else "")
           + (f", non-200: {phase.errors}" if phase.errors else ""), flush=True)
     return phase
 
@@ -110,7 +132,7 @@ async def warm(target: Stack) -> None:
     """One message per replica, answered, before anything is measured."""
     events = await target.new_events(len(target.urls))
     await drive(target, events, 1)
-    replies = await target.reply_times([e["event"]["ts"] for e in events], REPLY_TIMEOUT)
+    replies = await target.reply_times([e["event"]["ts"] for e in events], 60)
     if any(at is None for at in replies.values()):
         raise RuntimeError(f"{target.kind}: the warm-up message got no answer")
 
@@ -136,7 +158,8 @@ async def run_app(kind: str, database: str, label: str, args: argparse.Namespace
     async with stack(kind, database) as target:
         await warm(target)
         for load, count, sender in loads(args):
-            phases.append(await measure(target, label, load, count, sender(target)))
+            phases.append(await measure(target, label, load, count, sender(target),
+                                        args.reply_timeout))
         if profile is not None:
             await profile_burst(target, profile, args)
     return phases
@@ -146,7 +169,8 @@ async def run_replicas(database: str, args: argparse.Namespace) -> Phase:
     async with stack("bot", database, replicas=2) as target:
         await warm(target)
         load, count, sender = loads(args)[0]
-        return await measure(target, f"bot {db_name(database)} x2", load, count, sender(target))
+        return await measure(target, f"bot {db_name(database)} x2", load, count, sender(target),
+                             args.reply_timeout)
 
 
 async def profile_burst(target: Stack, out: Path, args: argparse.Namespace) -> None:
@@ -162,7 +186,7 @@ async def profile_burst(target: Stack, out: Path, args: argparse.Namespace) -> N
     events = await target.new_events(count)
     cpu_before = target.cpu_seconds()
     await drive(target, events, args.concurrency)
-    await target.reply_times([e["event"]["ts"] for e in events], REPLY_TIMEOUT)
+    await target.reply_times([e["event"]["ts"] for e in events], args.reply_timeout)
     cpu = await settle_cpu(target) - cpu_before
     spy.send_signal(signal.SIGINT)
     _, err = await spy.communicate()
@@ -187,10 +211,13 @@ def ratios(bare: Phase, bot: Phase) -> dict[str, float]:
 
 def report(phases: Sequence[Phase], two_vs_one: dict[str, float]) -> dict[str, Any]:
     rows = [[p.app, p.load, f"{p.answered}/{p.sent}", p.answered_per_s, p.ack_p50_ms,
-             p.ack_p99_ms, p.reply_p50_ms, p.reply_p99_ms, p.cpu_ms_per_answer]
+             p.ack_p99_ms, p.reply_p50_ms, p.reply_p99_ms, p.cpu_ms_per_answer,
+             sum(p.errors.values()), p.fakes_cpu_ms_per_answer,
+             "" if p.commits_per_answer is None else p.commits_per_answer]
             for p in phases]
     print(table(["app", "load", "answered", "answered/s", "ack p50 ms", "ack p99 ms",
-                 "reply p50 ms", "reply p99 ms", "CPU ms/answer"], rows))
+                 "reply p50 ms", "reply p99 ms", "CPU ms/answer", "non-200",
+                 "fakes CPU ms/ans", "PG commits/ans"], rows))
     bare = {p.load: p for p in phases if p.app == "bare"}
     ratio_rows, ratio_json = [], []
     for p in phases:
@@ -221,6 +248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=8.0, help="sustained messages/s")
     parser.add_argument("--seconds", type=float, default=30.0,
                         help="sustained load duration (0: no sustained load)")
+    parser.add_argument("--reply-timeout", type=float, default=120.0,
+                        help="seconds to wait for the answers after the last event is sent")
     parser.add_argument("--no-replicas", dest="replicas", action="store_false",
                         help="skip the two-replica burst on PostgreSQL")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",

@@ -202,6 +202,8 @@ class Stack:
     children: list[Child]
     fakes: dict[str, Any]
     session: aiohttp.ClientSession
+    fakes_pid: int = 0
+    database: str = ""  # the database URL the app runs on
 
     @property
     def url(self) -> str:
@@ -232,6 +234,21 @@ class Stack:
         """CPU seconds of every replica process and their children so far."""
         return sum(tree_cpu_seconds(child.pid) for child in self.children)
 
+    def fakes_cpu_seconds(self) -> float:
+        """CPU seconds of the fakes process (the emulator and model server): not the app's."""
+        return tree_cpu_seconds(self.fakes_pid) if self.fakes_pid else 0.0
+
+    async def commits(self) -> int | None:
+        """PostgreSQL only: transactions committed in the app's database so far."""
+        if not self.database.startswith("postgresql"):
+            return None
+        connection = await asyncpg.connect(self.database)
+        try:
+            return int(await connection.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))
+        finally:
+            await connection.close()
+
 
 @asynccontextmanager
 async def stack(kind: str, database: str = "sqlite", replicas: int = 1) -> AsyncIterator[Stack]:
@@ -251,7 +268,8 @@ async def stack(kind: str, database: str = "sqlite", replicas: int = 1) -> Async
                     urls = [f"http://127.0.0.1:{c['slack']['http']['port']}{PATH}"
                             for c in (yaml.safe_load((workdir / f"{kind}{n}.yaml").read_text())
                                       for n in range(replicas))]
-                    result = Stack(kind, urls, children, fakes, http)
+                    result = Stack(kind, urls, children, fakes, http,
+                                   fakes_pid=fakes_child.pid, database=url)
                     # Slack echoes the app's own posts back to it (to one replica, as a load
                     # balancer would send each delivery to one).
                     await result.control("/connect", {"url": urls[0]})
