@@ -63,6 +63,8 @@ class Phase:
     fakes_cpu_ms_per_answer: float = 0.0  # the emulator + model server process, for context
     driver_cpu_ms_per_answer: float = 0.0  # the load generator (this process), for context
     commits_per_answer: float | None = None  # PostgreSQL: pg_stat_database.xact_commit
+    slack_calls_per_answer: dict[str, float] = field(default_factory=dict)  # by Web API method
+    model_calls_per_answer: float = 0.0
 
 
 async def settle_cpu(target: Stack, *, quiet: float = 0.02, most: float = 10.0) -> float:
@@ -98,6 +100,7 @@ async def measure(target: Stack, app: str, load: str, count: int,
     fakes_cpu, driver_cpu = (target.fakes_cpu_seconds() - fakes_before,
                              own_cpu_seconds() - driver_before)
     commits_after = await target.commits()
+    calls = await target.control("/calls", {})
     answered = {r: at for r, at in replies.items() if at is not None}
     reply_s = [at - sent.sent_at[r] for r, at in answered.items()]
     span = (max(answered.values()) - min(sent.sent_at.values())) if answered else 0.0
@@ -107,6 +110,9 @@ async def measure(target: Stack, app: str, load: str, count: int,
                   cpu_s=cpu, cpu_ms_per_answer=cpu * 1000 / max(1, len(answered)),
                   fakes_cpu_ms_per_answer=fakes_cpu * 1000 / max(1, len(answered)),
                   driver_cpu_ms_per_answer=driver_cpu * 1000 / max(1, len(answered)))
+    per = max(1, len(answered))
+    phase.slack_calls_per_answer = {m: n / per for m, n in sorted(calls["calls"].items())}
+    phase.model_calls_per_answer = calls["model"] / per
     if commits_before is not None and commits_after is not None:
         phase.commits_per_answer = (commits_after - commits_before) / max(1, len(answered))
     if len(answered) < count:  # a backlog: let it drain so the next load starts clean
@@ -124,7 +130,9 @@ async def measure(target: Stack, app: str, load: str, count: int,
           f"{phase.fakes_cpu_ms_per_answer:.1f}, driver {phase.driver_cpu_ms_per_answer:.1f})"
           + (f", {phase.commits_per_answer:.1f} commits/answer"
              if phase.commits_per_answer is not None else "")
-          + (f", non-200: {phase.errors}" if phase.errors else ""), flush=True)
+          + (f", non-200: {phase.errors}" if phase.errors else "")
+          + f"\n    {' '.join(f'{m} {n:.2f}' for m, n in phase.slack_calls_per_answer.items())}"
+          f" model {phase.model_calls_per_answer:.2f} per answer", flush=True)
     return phase
 
 

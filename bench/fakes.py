@@ -12,8 +12,10 @@ Control routes (JSON in, JSON out):
   the emulator received the app's first `chat.postMessage` into each root's thread, waiting for
   it up to `timeout` (null when none came). Recorded as the call arrives, before the emulator
   stores the message, so the figure is "event sent -> answer's post received".
-- `POST /forget {}`: drop what the emulator keeps per call and per message of earlier phases
-  (its call log), so a long run does not slow the emulator down.
+- `POST /calls {}`: Web API calls received since the last `/forget`, by method, and the
+  number of model requests.
+- `POST /forget {}`: drop the emulator's call log and the model's request log (earlier
+  phases), so a long run does not slow the fakes down and `/calls` counts one phase.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def record_thread_posts(emulator: SlackEmulator) -> dict[str, float]:
     return first
 
 
-def control_app(emulator: SlackEmulator) -> web.Application:
+def control_app(emulator: SlackEmulator, model: ModelServer) -> web.Application:
     first_posts = record_thread_posts(emulator)
 
     async def events(request: web.Request) -> web.Response:
@@ -95,9 +97,16 @@ def control_app(emulator: SlackEmulator) -> web.Application:
             await asyncio.sleep(0.05)
         return web.json_response({"replies": {r: first_posts.get(r) for r in roots}})
 
+    async def calls(_request: web.Request) -> web.Response:
+        counts: dict[str, int] = {}
+        for call in emulator.calls:
+            counts[call.method] = counts.get(call.method, 0) + 1
+        return web.json_response({"calls": counts, "model": len(model.requests)})
+
     async def forget(_request: web.Request) -> web.Response:
         emulator.calls.clear()
         emulator.deliveries.clear()
+        model.requests.clear()
         return web.json_response({"ok": True})
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -105,6 +114,7 @@ def control_app(emulator: SlackEmulator) -> web.Application:
     app.router.add_post("/connect", connect)
     app.router.add_post("/replies", replies)
     app.router.add_post("/forget", forget)
+    app.router.add_post("/calls", calls)
     return app
 
 
@@ -112,7 +122,7 @@ async def main() -> None:
     emulator, model = seeded_emulator(), ModelServer(default=lambda _request: Reply("ok"))
     await emulator.start()
     await model.start()
-    runner = web.AppRunner(control_app(emulator), access_log=None)
+    runner = web.AppRunner(control_app(emulator, model), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     stop = asyncio.Event()
