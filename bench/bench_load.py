@@ -63,6 +63,11 @@ class Phase:
     fakes_cpu_ms_per_answer: float = 0.0  # the emulator + model server process, for context
     driver_cpu_ms_per_answer: float = 0.0  # the load generator (this process), for context
     commits_per_answer: float | None = None  # PostgreSQL: pg_stat_database.xact_commit
+    # PostgreSQL: the server backends serving the app's pool (those connected at the end;
+    # a connection closed during the load is missed, so this is a lower bound)
+    pg_cpu_ms_per_answer: float | None = None
+    # every process on the machine (other users' too): how close to saturated the cores were
+    machine_busy_cores: float = 0.0
     slack_calls_per_answer: dict[str, float] = field(default_factory=dict)  # by Web API method
     model_calls_per_answer: float = 0.0
 
@@ -80,6 +85,13 @@ async def settle_cpu(target: Stack, *, quiet: float = 0.02, most: float = 10.0) 
     return last
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine so far, from /proc/stat; monotonic now)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+
 def own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -91,15 +103,16 @@ async def measure(target: Stack, app: str, load: str, count: int,
     events = await target.new_events(count)
     await target.control("/forget", {})
     roots = [e["event"]["ts"] for e in events]
-    commits_before = await target.commits()
+    commits_before, pg_before = await target.commits(), await target.backend_cpu()
     cpu_before, fakes_before = target.cpu_seconds(), target.fakes_cpu_seconds()
-    driver_before = own_cpu_seconds()
+    driver_before, (busy_before, wall_before) = own_cpu_seconds(), machine_busy()
     sent = await send(events)
     replies = await target.reply_times(roots, reply_timeout)
+    busy_after, wall_after = machine_busy()
     cpu = await settle_cpu(target) - cpu_before
     fakes_cpu, driver_cpu = (target.fakes_cpu_seconds() - fakes_before,
                              own_cpu_seconds() - driver_before)
-    commits_after = await target.commits()
+    commits_after, pg_after = await target.commits(), await target.backend_cpu()
     calls = await target.control("/calls", {})
     answered = {r: at for r, at in replies.items() if at is not None}
     reply_s = [at - sent.sent_at[r] for r, at in answered.items()]
@@ -111,10 +124,13 @@ async def measure(target: Stack, app: str, load: str, count: int,
                   fakes_cpu_ms_per_answer=fakes_cpu * 1000 / max(1, len(answered)),
                   driver_cpu_ms_per_answer=driver_cpu * 1000 / max(1, len(answered)))
     per = max(1, len(answered))
+    phase.machine_busy_cores = (busy_after - busy_before) / max(1e-9, wall_after - wall_before)
     phase.slack_calls_per_answer = {m: n / per for m, n in sorted(calls["calls"].items())}
     phase.model_calls_per_answer = calls["model"] / per
     if commits_before is not None and commits_after is not None:
-        phase.commits_per_answer = (commits_after - commits_before) / max(1, len(answered))
+        phase.commits_per_answer = (commits_after - commits_before) / per
+        phase.pg_cpu_ms_per_answer = 1000 * sum(
+            cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items()) / per
     if len(answered) < count:  # a backlog: let it drain so the next load starts clean
         await settle_cpu(target, quiet=0.2, most=reply_timeout)
     if sent.latencies:
@@ -128,10 +144,11 @@ async def measure(target: Stack, app: str, load: str, count: int,
           f"{phase.ack_p99_ms:.0f} ms, reply p50/p99 {phase.reply_p50_ms:.0f}/"
           f"{phase.reply_p99_ms:.0f} ms, CPU {phase.cpu_ms_per_answer:.1f} ms/answer (fakes "
           f"{phase.fakes_cpu_ms_per_answer:.1f}, driver {phase.driver_cpu_ms_per_answer:.1f})"
-          + (f", {phase.commits_per_answer:.1f} commits/answer"
-             if phase.commits_per_answer is not None else "")
+          + (f", {phase.commits_per_answer:.1f} commits and {phase.pg_cpu_ms_per_answer:.1f} "
+             "ms PostgreSQL CPU per answer" if phase.commits_per_answer is not None else "")
           + (f", non-200: {phase.errors}" if phase.errors else "")
-          + f"\n    {' '.join(f'{m} {n:.2f}' for m, n in phase.slack_calls_per_answer.items())}"
+          + f"\n    machine busy {phase.machine_busy_cores:.2f} of {os.cpu_count()} cores;"
+          f" {' '.join(f'{m} {n:.2f}' for m, n in phase.slack_calls_per_answer.items())}"
           f" model {phase.model_calls_per_answer:.2f} per answer", flush=True)
     return phase
 
@@ -221,11 +238,12 @@ def report(phases: Sequence[Phase], two_vs_one: dict[str, float]) -> dict[str, A
     rows = [[p.app, p.load, f"{p.answered}/{p.sent}", p.answered_per_s, p.ack_p50_ms,
              p.ack_p99_ms, p.reply_p50_ms, p.reply_p99_ms, p.cpu_ms_per_answer,
              sum(p.errors.values()), p.fakes_cpu_ms_per_answer,
-             "" if p.commits_per_answer is None else p.commits_per_answer]
+             "" if p.commits_per_answer is None else p.commits_per_answer,
+             "" if p.pg_cpu_ms_per_answer is None else p.pg_cpu_ms_per_answer]
             for p in phases]
     print(table(["app", "load", "answered", "answered/s", "ack p50 ms", "ack p99 ms",
                  "reply p50 ms", "reply p99 ms", "CPU ms/answer", "non-200",
-                 "fakes CPU ms/ans", "PG commits/ans"], rows))
+                 "fakes CPU ms/ans", "PG commits/ans", "PG CPU ms/ans"], rows))
     bare = {p.load: p for p in phases if p.app == "bare"}
     ratio_rows, ratio_json = [], []
     for p in phases:

@@ -249,6 +249,26 @@ class Stack:
         finally:
             await connection.close()
 
+    async def backend_cpu(self) -> dict[int, float]:
+        """PostgreSQL only: CPU seconds so far of each server backend connected to the app's
+        database (its pool's connections), by pid; {} on SQLite."""
+        if not self.database.startswith("postgresql"):
+            return {}
+        connection = await asyncpg.connect(self.database)
+        try:
+            pids = [r[0] for r in await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")]
+        finally:
+            await connection.close()
+        found = {}
+        for pid in pids:
+            try:
+                found[pid] = cpu_seconds(pid)
+            except OSError:
+                continue
+        return found
+
 
 @asynccontextmanager
 async def stack(kind: str, database: str = "sqlite", replicas: int = 1) -> AsyncIterator[Stack]:
