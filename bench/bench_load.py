@@ -14,7 +14,8 @@ warm-up message each:
   when the previous one is acked); `--tenx`: also ten times that at ten times the concurrency;
 - sustained: `--rate` messages per second for `--seconds` (open loop, as Slack sends);
 - replicas (PostgreSQL only): the burst split between two `python -m bot run` processes on one
-  database, against one process.
+  database, against one process; both set-ups run side by side and get the burst in turn
+  (`--replica-rounds` times each), and the medians are compared.
 Figures: answered/s (answers posted / (last answer − first send)), ack p50/p99 (request →
 HTTP response), reply p50/p99 (event sent → the answer's chat.postMessage received by the
 emulator), CPU ms per answered message; ratios against the bare app measured in the same run.
@@ -190,12 +191,29 @@ async def run_app(kind: str, database: str, label: str, args: argparse.Namespace
     return phases
 
 
-async def run_replicas(database: str, args: argparse.Namespace) -> Phase:
-    async with stack("bot", database, replicas=2) as target:
-        await warm(target)
+async def run_replicas(database: str, args: argparse.Namespace
+                       ) -> tuple[list[Phase], dict[str, float]]:
+    """One bot process and two bot processes (each set on its own fresh database and fakes),
+    both started up front, the burst sent to each in turn `--replica-rounds` times, so that
+    both see the same moments of a shared machine's load; medians compared."""
+    name, phases = db_name(database), []
+    async with stack("bot", database, replicas=1) as one, \
+            stack("bot", database, replicas=2) as two:
+        await warm(one)
+        await warm(two)
         load, count, sender = loads(args)[0]
-        return await measure(target, f"bot {db_name(database)} x2", load, count, sender(target),
-                             args.reply_timeout)
+        for _ in range(args.replica_rounds):
+            for target, label in ((one, f"bot {name} x1"), (two, f"bot {name} x2")):
+                phases.append(await measure(target, label, load, count, sender(target),
+                                            args.reply_timeout))
+
+    def median(label: str) -> float:
+        values = sorted(p.answered_per_s for p in phases if p.app == label)
+        return values[len(values) // 2]
+    x1, x2 = median(f"bot {name} x1"), median(f"bot {name} x2")
+    return phases, {f"answered/s, median of {args.replica_rounds}: one replica": x1,
+                    f"answered/s, median of {args.replica_rounds}: two replicas": x2,
+                    f"two replicas / one ({load})": x2 / x1 if x1 else 0.0}
 
 
 async def profile_burst(target: Stack, out: Path, args: argparse.Namespace) -> None:
@@ -255,8 +273,10 @@ def report(phases: Sequence[Phase], two_vs_one: dict[str, float]) -> dict[str, A
         print()
         print(table(["ratios vs bare", "load", "throughput bare/bot", "ack p50 ×", "ack p99 ×",
                      "reply p50 ×", "reply p99 ×", "CPU/answer ×"], ratio_rows))
+    if two_vs_one:
+        print()
     for name, value in two_vs_one.items():
-        print(f"\n{name}: {value:.2f}")
+        print(f"{name}: {value:.2f}")
     return {"phases": [asdict(p) for p in phases], "ratios": ratio_json,
             "replicas": two_vs_one}
 
@@ -276,6 +296,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sustained load duration (0: no sustained load)")
     parser.add_argument("--reply-timeout", type=float, default=120.0,
                         help="seconds to wait for the answers after the last event is sent")
+    parser.add_argument("--replica-rounds", type=int, default=3,
+                        help="bursts sent to the one-replica and two-replica bots, alternately")
     parser.add_argument("--no-replicas", dest="replicas", action="store_false",
                         help="skip the two-replica burst on PostgreSQL")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
@@ -301,11 +323,8 @@ async def main(argv: list[str] | None = None) -> dict[str, float]:
         profile = args.profile / f"{name}.txt" if args.profile else None
         phases += await run_app("bot", database, f"bot {name}", args, profile)
         if name == "postgresql" and args.replicas:
-            one = next(p for p in phases if p.app == f"bot {name}")
-            two = await run_replicas(database, args)
-            phases.append(two)
-            two_vs_one[f"two replicas / one, answered/s ({two.load})"] = (
-                two.answered_per_s / one.answered_per_s if one.answered_per_s else 0.0)
+            replica_phases, two_vs_one = await run_replicas(database, args)
+            phases += replica_phases
     print(f"\n== results ({time.perf_counter() - began:.0f}s, {os.cpu_count()} CPUs)")
     result = report(phases, two_vs_one)
     result["settings"] = {k: str(v) for k, v in vars(args).items()}
