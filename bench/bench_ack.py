@@ -3,12 +3,14 @@
     .venv/bin/python -m bench.bench_ack [--events 300] [--concurrency 10]
                                         [--database postgresql://postgres@127.0.0.1:5432]
 
-Each app runs in its own process with its own sandbox fakes (`bench.serve`, `bench.fakes`).
-Both get the same signed `event_callback` message events, each a new customer thread, and the
-time to the HTTP response (the ack) is measured per request. The bot is fully wired (database,
-emulator, model answering "ok"), so its background turns run while it acks; its end-to-end
-reply latency (event sent -> answer posted in the emulator) is reported under that load and
-one event at a time.
+Each app runs in its own process with its own sandbox fakes (`bench.fakes`): the bot as
+`python -m bot run --config <generated app.yaml>`, the bare app as `python -m bench.bare_app`
+(Bolt + litellm answering in the thread, no storage). Both get the same signed
+`event_callback` message events, each a new customer thread, and the time to the HTTP response
+(the ack) is measured per request. Both answer with the model (the fakes' model server answers
+"ok" at once), so their background turns run while they ack; end-to-end reply latency (event
+sent -> the answer's chat.postMessage received by the emulator) is reported under that load and
+one event at a time. For answered/s and CPU per answer see `bench.bench_load`.
 """
 
 from __future__ import annotations
@@ -31,32 +33,29 @@ class AckRun:
     kind: str
     load: Drive
     idle_acks: list[float] = field(default_factory=list)  # seconds, one event at a time
-    replies_loaded: list[float] = field(default_factory=list)  # seconds; bot only
+    replies_loaded: list[float] = field(default_factory=list)  # seconds
     replies_idle: list[float] = field(default_factory=list)
     missing: int = 0
 
 
 async def run_one(kind: str, args: argparse.Namespace) -> AckRun:
     async with stack(kind, args.database) as target:
-        is_bot = kind == "bot"
         warm = await target.new_events(args.warmup)
         await drive(target, warm, args.concurrency)
-        if is_bot:  # let the warm-up turns finish before measuring
-            await target.reply_times([e["event"]["ts"] for e in warm], REPLY_TIMEOUT)
+        # let the warm-up turns finish before measuring
+        await target.reply_times([e["event"]["ts"] for e in warm], REPLY_TIMEOUT)
         events = await target.new_events(args.events)
         run = AckRun(kind, await drive(target, events, args.concurrency))
-        if is_bot:
-            replies = await target.reply_times([e["event"]["ts"] for e in events],
-                                               REPLY_TIMEOUT)
-            run.replies_loaded, run.missing = reply_latencies(run.load, replies)
+        replies = await target.reply_times([e["event"]["ts"] for e in events], REPLY_TIMEOUT)
+        run.replies_loaded, run.missing = reply_latencies(run.load, replies)
         for event in await target.new_events(args.sequential):
             one = await drive(target, [event], 1)
             run.idle_acks += one.latencies
-            if is_bot:  # the next event only once this one is answered
-                idle, missing = reply_latencies(one, await target.reply_times(
-                    [event["event"]["ts"]], REPLY_TIMEOUT))
-                run.replies_idle += idle
-                run.missing += missing
+            # the next event only once this one is answered
+            idle, missing = reply_latencies(one, await target.reply_times(
+                [event["event"]["ts"]], REPLY_TIMEOUT))
+            run.replies_idle += idle
+            run.missing += missing
         return run
 
 
@@ -72,16 +71,22 @@ def report(bare: AckRun, bot: AckRun) -> dict[str, float]:
     ratio = ["bot/bare", *(b / a for a, b in zip(rows[0][1:6], rows[1][1:6], strict=True)), ""]
     print(table(["ack", "p50 ms", "p95 ms", "p99 ms", "req/s", "idle p50 ms", "errors"],
                 [*rows, ratio]))
-    loaded, idle = ms(bot.replies_loaded), ms(bot.replies_idle)
     print()
-    print(table(["bot reply (sent -> posted)", "n", "p50 ms", "p95 ms"],
-                [["under the load above", len(loaded), pct(loaded, 50), pct(loaded, 95)],
-                 ["one event at a time", len(idle), pct(idle, 50), pct(idle, 95)]]))
+    reply_rows = []
+    for run in (bare, bot):
+        loaded, idle = ms(run.replies_loaded), ms(run.replies_idle)
+        reply_rows += [[f"{run.kind}, under the load above", len(loaded), pct(loaded, 50),
+                        pct(loaded, 95)],
+                       [f"{run.kind}, one event at a time", len(idle), pct(idle, 50),
+                        pct(idle, 95)]]
+    print(table(["reply (sent -> posted)", "n", "p50 ms", "p95 ms"], reply_rows))
+    loaded, idle = ms(bot.replies_loaded), ms(bot.replies_idle)
     for run in (bare, bot):
         if run.load.errors:
             print(f"{run.kind}: non-200 answers by status: {run.load.errors}")
-    if bot.missing:
-        print(f"{bot.missing} threads got no reply within {REPLY_TIMEOUT:.0f}s")
+    for run in (bare, bot):
+        if run.missing:
+            print(f"{run.kind}: {run.missing} threads got no reply within {REPLY_TIMEOUT:.0f}s")
     return {"ack p50 bot/bare": ratio[1], "ack p95 bot/bare": ratio[2],
             "ack p99 bot/bare": ratio[3], "req/s bot/bare": ratio[4],
             "idle ack p50 bot/bare": ratio[5], "bot ack p50 ms": rows[1][1],

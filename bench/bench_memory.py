@@ -3,10 +3,12 @@
     .venv/bin/python -m bench.bench_memory [--conversations 500] [--batch 100]
                                            [--database postgresql://postgres@127.0.0.1:5432]
 
-Each app runs in its own process (`bench.serve`); its VmRSS is read from /proc/<pid>/status
+Each app runs in its own process (the bot as `python -m bot run`, the bare Bolt + litellm app
+as `python -m bench.bare_app`); its VmRSS is read from /proc/<pid>/status
 right after start-up and after every batch of new customer threads; its CPU time (user +
 system, /proc/<pid>/stat) over all batches is reported per conversation too. The bot's batches
-are complete only when every thread has its answer posted, so its turns are inside the figures.
+are complete only when every thread has its answer posted (the bare app's too), so the turns
+are inside the figures.
 """
 
 from __future__ import annotations
@@ -43,10 +45,9 @@ async def run_one(kind: str, args: argparse.Namespace) -> MemoryRun:
         for done in range(0, args.conversations, args.batch):
             events = await target.new_events(min(args.batch, args.conversations - done))
             await drive(target, events, args.concurrency)
-            if kind == "bot":
-                replies = await target.reply_times([e["event"]["ts"] for e in events],
-                                                   REPLY_TIMEOUT)
-                run.missing += sum(at is None for at in replies.values())
+            replies = await target.reply_times([e["event"]["ts"] for e in events],
+                                               REPLY_TIMEOUT)
+            run.missing += sum(at is None for at in replies.values())
             run.samples.append(target.rss_mib())
         run.cpu = target.cpu_seconds() - cpu_before
         return run

@@ -8,8 +8,14 @@ Control routes (JSON in, JSON out):
   bot can answer in their threads) but not delivered; answers their signed-ready
   `event_callback` payloads. The driver sends them itself, to time each request.
 - `POST /connect {"url": U}`: deliver the emulator's echoes of the bot's own posts to U.
-- `POST /replies {"roots": [ts...], "timeout": s}`: the ts (wall-clock seconds) of the bot's
-  first post in each root's thread, waiting for it up to `timeout` (null when none came).
+- `POST /replies {"roots": [ts...], "timeout": s}`: when (wall-clock seconds, `time.time()`)
+  the emulator received the app's first `chat.postMessage` into each root's thread, waiting for
+  it up to `timeout` (null when none came). Recorded as the call arrives, before the emulator
+  stores the message, so the figure is "event sent -> answer's post received".
+- `POST /calls {}`: Web API calls received since the last `/forget`, by method, and the
+  number of model requests.
+- `POST /forget {}`: drop the emulator's call log and the model's request log (earlier
+  phases), so a long run does not slow the fakes down and `/calls` counts one phase.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 import uuid
 from typing import Any
 
@@ -53,7 +60,26 @@ def new_customer_message(emulator: SlackEmulator, text: str) -> dict[str, Any]:
                                          channel=channel)
 
 
-def control_app(emulator: SlackEmulator) -> web.Application:
+def record_thread_posts(emulator: SlackEmulator) -> dict[str, float]:
+    """Wrap the emulator's `chat.postMessage`: remember when the first post into each customer
+    thread arrived (keyed by the thread's root ts)."""
+    first: dict[str, float] = {}
+    post = emulator.api.methods["chat.postMessage"]
+
+    def recording_post(params: dict[str, Any]) -> dict[str, Any]:
+        at = time.time()
+        root = params.get("thread_ts")
+        if root and params.get("channel") == CUSTOMERS and root not in first:
+            first[str(root)] = at
+        return post(params)
+
+    emulator.api.methods["chat.postMessage"] = recording_post
+    return first
+
+
+def control_app(emulator: SlackEmulator, model: ModelServer) -> web.Application:
+    first_posts = record_thread_posts(emulator)
+
     async def events(request: web.Request) -> web.Response:
         count = int((await request.json())["n"])
         payloads = [new_customer_message(emulator, f"Question {uuid.uuid4().hex[:8]}?")
@@ -66,22 +92,29 @@ def control_app(emulator: SlackEmulator) -> web.Application:
 
     async def replies(request: web.Request) -> web.Response:
         body = await request.json()
+        roots, deadline = [str(r) for r in body["roots"]], time.monotonic() + float(body["timeout"])
+        while any(r not in first_posts for r in roots) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return web.json_response({"replies": {r: first_posts.get(r) for r in roots}})
 
-        async def first_reply(root: str) -> float | None:
-            try:
-                message = await emulator.wait_for_message(CUSTOMERS, thread_ts=root,
-                                                          timeout=float(body["timeout"]))
-            except TimeoutError:
-                return None
-            return float(message["ts"])
+    async def calls(_request: web.Request) -> web.Response:
+        counts: dict[str, int] = {}
+        for call in emulator.calls:
+            counts[call.method] = counts.get(call.method, 0) + 1
+        return web.json_response({"calls": counts, "model": len(model.requests)})
 
-        found = await asyncio.gather(*(first_reply(root) for root in body["roots"]))
-        return web.json_response({"replies": dict(zip(body["roots"], found, strict=True))})
+    async def forget(_request: web.Request) -> web.Response:
+        emulator.calls.clear()
+        emulator.deliveries.clear()
+        model.requests.clear()
+        return web.json_response({"ok": True})
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/events", events)
     app.router.add_post("/connect", connect)
     app.router.add_post("/replies", replies)
+    app.router.add_post("/forget", forget)
+    app.router.add_post("/calls", calls)
     return app
 
 
@@ -89,7 +122,7 @@ async def main() -> None:
     emulator, model = seeded_emulator(), ModelServer(default=lambda _request: Reply("ok"))
     await emulator.start()
     await model.start()
-    runner = web.AppRunner(control_app(emulator), access_log=None)
+    runner = web.AppRunner(control_app(emulator, model), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     stop = asyncio.Event()
