@@ -3,7 +3,7 @@ run`, HTTP mode) against a bare Bolt + litellm app that answers in the thread (b
 
     .venv/bin/python -m bench.bench_load [--database sqlite postgresql://postgres@127.0.0.1:5432]
         [--burst 150] [--concurrency 30] [--rate 8] [--seconds 30] [--tenx] [--replicas]
-        [--profile DIR] [--json PATH]
+        [--profile DIR] [--variant no-pre-ping,no-reaction] [--json PATH]
 
 Each app runs as its own process (the bot exactly as a user runs it, on a generated app.yaml)
 next to its own sandbox fakes process (Slack emulator + model server answering at once), so only
@@ -304,6 +304,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="profile each bot with py-spy through an extra burst; write "
                              "DIR/<database>.txt (collapsed stacks) and a summary")
     parser.add_argument("--profile-burst", type=int, default=600)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="also measure the bot with levers simulated (bench/variants.py: "
+                             "no-pre-ping, no-reaction, sqlite-one-writer; comma-separated to "
+                             "combine); repeatable")
     parser.add_argument("--json", type=Path, default=RESULTS / "load-latest.json",
                         help="where to write the figures as JSON ('-' for stdout)")
     return parser.parse_args(argv)
@@ -322,6 +326,9 @@ async def main(argv: list[str] | None = None) -> dict[str, float]:
         name = db_name(database)
         profile = args.profile / f"{name}.txt" if args.profile else None
         phases += await run_app("bot", database, f"bot {name}", args, profile)
+        for variant in args.variant:
+            phases += await run_app(f"bot:{variant}", database, f"bot {name} [{variant}]",
+                                    args)
         if name == "postgresql" and args.replicas:
             replica_phases, two_vs_one = await run_replicas(database, args)
             phases += replica_phases
