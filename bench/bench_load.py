@@ -3,7 +3,7 @@ run`, HTTP mode) against a bare Bolt + litellm app that answers in the thread (b
 
     .venv/bin/python -m bench.bench_load [--database sqlite postgresql://postgres@127.0.0.1:5432]
         [--burst 150] [--concurrency 30] [--rate 8] [--seconds 30] [--tenx] [--replicas]
-        [--profile DIR] [--json PATH]
+        [--profile DIR] [--variant no-pre-ping,no-reaction] [--json PATH]
 
 Each app runs as its own process (the bot exactly as a user runs it, on a generated app.yaml)
 next to its own sandbox fakes process (Slack emulator + model server answering at once), so only
@@ -15,7 +15,7 @@ warm-up message each:
 - sustained: `--rate` messages per second for `--seconds` (open loop, as Slack sends);
 - replicas (PostgreSQL only): the burst split between two `python -m bot run` processes on one
   database, against one process; both set-ups run side by side and get the burst in turn
-  (`--replica-rounds` times each), and the medians are compared.
+  (`--rounds` times each), and the medians are compared.
 Figures: answered/s (answers posted / (last answer − first send)), ack p50/p99 (request →
 HTTP response), reply p50/p99 (event sent → the answer's chat.postMessage received by the
 emulator), CPU ms per answered message; ratios against the bare app measured in the same run.
@@ -29,6 +29,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import signal
@@ -49,7 +50,7 @@ PYSPY = Path(os.environ.get("PYSPY", Path(sys.executable).parent / "py-spy"))
 class Phase:
     """One measured load on one app: what was sent, what came back, what it cost."""
 
-    app: str  # bare, bot sqlite, bot postgresql, bot postgresql x2
+    app: str  # bare, bot sqlite, bot postgresql, bot postgresql x2, bot sqlite [variant]
     load: str  # burst 150@30, sustained 8/s x 30s, ...
     sent: int = 0
     answered: int = 0
@@ -191,29 +192,40 @@ async def run_app(kind: str, database: str, label: str, args: argparse.Namespace
     return phases
 
 
-async def run_replicas(database: str, args: argparse.Namespace
-                       ) -> tuple[list[Phase], dict[str, float]]:
-    """One bot process and two bot processes (each set on its own fresh database and fakes),
-    both started up front, the burst sent to each in turn `--replica-rounds` times, so that
-    both see the same moments of a shared machine's load; medians compared."""
-    name, phases = db_name(database), []
-    async with stack("bot", database, replicas=1) as one, \
-            stack("bot", database, replicas=2) as two:
-        await warm(one)
-        await warm(two)
+async def run_alternating(database: str, setups: Sequence[tuple[str, int, str]],
+                          args: argparse.Namespace) -> list[Phase]:
+    """Start every (kind, replicas, label) set-up side by side, each on its own fresh database
+    and fakes, then send the burst to each in turn, `rounds` times: all set-ups see the same
+    moments of a shared machine's load."""
+    phases: list[Phase] = []
+    async with contextlib.AsyncExitStack() as started:
+        targets = [await started.enter_async_context(stack(kind, database, replicas=n))
+                   for kind, n, _ in setups]
+        for target in targets:
+            await warm(target)
         load, count, sender = loads(args)[0]
-        for _ in range(args.replica_rounds):
-            for target, label in ((one, f"bot {name} x1"), (two, f"bot {name} x2")):
+        for _ in range(args.rounds):
+            for target, (_, _, label) in zip(targets, setups, strict=True):
                 phases.append(await measure(target, label, load, count, sender(target),
                                             args.reply_timeout))
+    return phases
 
-    def median(label: str) -> float:
-        values = sorted(p.answered_per_s for p in phases if p.app == label)
-        return values[len(values) // 2]
-    x1, x2 = median(f"bot {name} x1"), median(f"bot {name} x2")
-    return phases, {f"answered/s, median of {args.replica_rounds}: one replica": x1,
-                    f"answered/s, median of {args.replica_rounds}: two replicas": x2,
-                    f"two replicas / one ({load})": x2 / x1 if x1 else 0.0}
+
+def median_rate(phases: Sequence[Phase], label: str, figure: str = "answered_per_s") -> float:
+    values = sorted(getattr(p, figure) for p in phases if p.app == label)
+    return values[len(values) // 2] if values else 0.0
+
+
+async def run_replicas(database: str, args: argparse.Namespace
+                       ) -> tuple[list[Phase], dict[str, float]]:
+    """One bot process against two bot processes on one database, alternating bursts."""
+    name = db_name(database)
+    phases = await run_alternating(database, [("bot", 1, f"bot {name} x1"),
+                                              ("bot", 2, f"bot {name} x2")], args)
+    x1, x2 = median_rate(phases, f"bot {name} x1"), median_rate(phases, f"bot {name} x2")
+    return phases, {f"answered/s, median of {args.rounds}: one replica": x1,
+                    f"answered/s, median of {args.rounds}: two replicas": x2,
+                    f"two replicas / one ({phases[0].load})": x2 / x1 if x1 else 0.0}
 
 
 async def profile_burst(target: Stack, out: Path, args: argparse.Namespace) -> None:
@@ -296,14 +308,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sustained load duration (0: no sustained load)")
     parser.add_argument("--reply-timeout", type=float, default=120.0,
                         help="seconds to wait for the answers after the last event is sent")
-    parser.add_argument("--replica-rounds", type=int, default=3,
-                        help="bursts sent to the one-replica and two-replica bots, alternately")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bursts sent to each set-up in turn when set-ups are compared "
+                             "side by side (replicas; variants with --side-by-side)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="variants: run the bot and every --variant side by side and "
+                             "send them the burst in turn, --rounds times (medians compared)")
     parser.add_argument("--no-replicas", dest="replicas", action="store_false",
                         help="skip the two-replica burst on PostgreSQL")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="profile each bot with py-spy through an extra burst; write "
                              "DIR/<database>.txt (collapsed stacks) and a summary")
     parser.add_argument("--profile-burst", type=int, default=600)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="also measure the bot with levers simulated (bench/variants.py: "
+                             "no-pre-ping, no-reaction, sqlite-one-writer; comma-separated to "
+                             "combine); repeatable")
     parser.add_argument("--json", type=Path, default=RESULTS / "load-latest.json",
                         help="where to write the figures as JSON ('-' for stdout)")
     return parser.parse_args(argv)
@@ -322,9 +342,24 @@ async def main(argv: list[str] | None = None) -> dict[str, float]:
         name = db_name(database)
         profile = args.profile / f"{name}.txt" if args.profile else None
         phases += await run_app("bot", database, f"bot {name}", args, profile)
+        if args.side_by_side and args.variant:
+            setups = [("bot", 1, f"bot {name} (side by side)")] + [
+                (f"bot:{v}", 1, f"bot {name} [{v}]") for v in args.variant]
+            compared = await run_alternating(database, setups, args)
+            phases += compared
+            for figure in ("answered_per_s", "cpu_ms_per_answer", "ack_p99_ms"):
+                base = median_rate(compared, setups[0][2], figure)
+                for _, _, label in setups[1:]:
+                    two_vs_one[f"{label} / bot: {figure}, median of {args.rounds}"] = (
+                        median_rate(compared, label, figure) / base if base else 0.0)
+        else:
+            for variant in args.variant:
+                phases += await run_app(f"bot:{variant}", database, f"bot {name} [{variant}]",
+                                        args)
         if name == "postgresql" and args.replicas:
-            replica_phases, two_vs_one = await run_replicas(database, args)
+            replica_phases, replica_figures = await run_replicas(database, args)
             phases += replica_phases
+            two_vs_one |= replica_figures
     print(f"\n== results ({time.perf_counter() - began:.0f}s, {os.cpu_count()} CPUs)")
     result = report(phases, two_vs_one)
     result["settings"] = {k: str(v) for k, v in vars(args).items()}

@@ -98,6 +98,13 @@ APP_COMMANDS = {"bot": ["-m", "bot", "run", "--config"],
                 "bare": ["-m", "bench.bare_app", "--config"]}
 
 
+def app_command(kind: str) -> list[str]:
+    """`bot`, `bare`, or `bot:<variant,...>` (the bot with levers simulated, bench/variants.py)."""
+    if kind.startswith("bot:"):
+        return ["-m", "bench.variants", kind[4:], "run", "--config"]
+    return APP_COMMANDS[kind]
+
+
 async def spawn_app(kind: str, config: dict[str, Any], workdir: Path, name: str) -> Child:
     """Write `config` as `<name>.yaml` and run the app on it as its own process (`python -m bot
     run --config ...` for the bot); return once `GET /healthz` answers 200."""
@@ -105,7 +112,7 @@ async def spawn_app(kind: str, config: dict[str, Any], workdir: Path, name: str)
     config_file.write_text(yaml.safe_dump(config))
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *APP_COMMANDS[kind], str(config_file), cwd=ROOT,
+            sys.executable, *app_command(kind), str(config_file), cwd=ROOT,
             stdout=output, stderr=output, env=child_env())
     http = config["slack"]["http"]
     health = f"http://{http['host']}:{http['port']}/healthz"
