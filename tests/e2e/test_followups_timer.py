@@ -25,6 +25,7 @@ from tests.e2e.followup_helpers import (
     timers,
     wait_until,
 )
+from tests.tcp_proxy import TcpProxy
 
 HONEST = "Sorry, the team has not answered yet; they will follow up here."
 # The periodic check is far away: only the timer can fire what the tests wait for.
@@ -137,55 +138,6 @@ async def test_a_slow_check_delays_the_next_without_skipping_it(start, slack, mo
     assert noisy == []
 
 
-class TcpProxy:
-    """A loopback TCP relay to the PostgreSQL server that can be cut and restored."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.is_up = False
-        self._target = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def up(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self.is_up = True
-
-    async def down(self) -> None:
-        """Refuse new connections and drop the open ones, as a database outage would."""
-        self.is_up = False
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        self._writers.update((writer, upstream_writer))
-        await asyncio.gather(self._pipe(reader, upstream_writer),
-                             self._pipe(upstream_reader, writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.close()
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_database_outage_is_one_warning_and_the_next_check_retries(
         database_url: str, slack: Any, model: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -193,7 +145,7 @@ async def test_a_database_outage_is_one_warning_and_the_next_check_retries(
     host_port = re.search(r"@([^:/]+):(\d+)/", database_url)
     assert host_port
     proxy = TcpProxy(host_port.group(1), int(host_port.group(2)))
-    await proxy.up()
+    await proxy.start()
     through_proxy = database_url.replace(host_port.group(0), f"@127.0.0.1:{proxy.port}/")
     config = make_config(database_url=through_proxy, emulator=slack, model=model,
                          timers=timers(remind_after="2s", max_reminders=1, check_every=0.5))
@@ -204,7 +156,7 @@ async def test_a_database_outage_is_one_warning_and_the_next_check_retries(
         await bot.services.worker.idle()
         request = await the_request(bot)
 
-        await proxy.down()
+        proxy.cut()
         await asyncio.sleep(max(0.0, (request.remind_at - request.created_at).total_seconds())
                             + 1.5)  # the reminder is due and several checks failed
         warnings = [record for record in caplog.records if record.name == "bot.scheduler"
@@ -213,13 +165,12 @@ async def test_a_database_outage_is_one_warning_and_the_next_check_retries(
         assert warnings[0].exc_info is None  # a line, not a traceback
         assert not bot.scheduler.database_reachable
 
-        await proxy.up()
+        proxy.restore()
         await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
                                      predicate=lambda m: "Reminder 1/1" in m["text"], timeout=WAIT)
         assert bot.scheduler.database_reachable
         assert len(thread_posts_with(slack, post["ts"], ":bell: Reminder")) == 1
     finally:
-        if not proxy.is_up:
-            await proxy.up()
+        proxy.restore()
         await bot.stop()
-        await proxy.down()
+        await proxy.stop()

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from sandbox.model_server import Delay, Reply, last_user_text
 from tests.conftest import CUSTOMER, CUSTOMERS, bot_posts
-from tests.faults.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy
 
 
 def echo(request: dict[str, Any]) -> Reply:

@@ -1,4 +1,5 @@
-"""A loopback TCP proxy that a test can cut, to take a database away and bring it back."""
+"""A loopback TCP proxy that a test can cut, to take a database away and bring it back
+(the fault suite and the follow-up timer tests share it)."""
 
 from __future__ import annotations
 
