@@ -90,7 +90,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         conversations=cases, drafts=drafts,
                         reactions=Reactions(config, people, cases, handoff),
                         support_channel=SupportChannel(config, slack, sessions, worker))
-    outbox_slack.holds = services.support_channel.holds  # the outbox's own client obeys too
+    # Posts to the support channel wait while it is shared, from either client.
+    slack.holds = outbox_slack.holds = services.support_channel.holds
     _connect_staff_hooks(services)
 
     async def respond(item: WorkItem) -> None:

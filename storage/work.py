@@ -33,13 +33,6 @@ async def next_open_work(session: AsyncSession, conversation_id: int) -> WorkIte
     )).scalars().first()
 
 
-async def has_open_work(session: AsyncSession, conversation_id: int, kind: str) -> bool:
-    return (await session.execute(
-        select(WorkItem.id).where(WorkItem.conversation_id == conversation_id,
-                                  WorkItem.status == "open", WorkItem.kind == kind).limit(1)
-    )).first() is not None
-
-
 async def add_post(
     session: AsyncSession, *, key: str, method: str, args: dict[str, Any],
     conversation_id: int | None = None, on_sent: dict[str, Any] | None = None,

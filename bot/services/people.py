@@ -147,7 +147,7 @@ class People:
 
     async def _fetch_user(self, user_id: str) -> UserLookup:
         try:
-            found = UserLookup(await self._slack.user_info_or_raise(user_id))
+            found = UserLookup(await self._slack.user_info(user_id))
         except SlackApiError as error:
             found = UserLookup(None, slack_error_code(error))
         except Exception as error:  # noqa: BLE001 - Slack unreachable: unknown, not cached

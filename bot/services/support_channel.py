@@ -3,8 +3,9 @@
 Start-up refuses a support channel shared with another workspace (see `bot_process`). At run
 time a `channel_shared` event pauses the channel at once: posts to it stay in the outbox, and a
 plain notice (no customer data) says why; `channel_unshared`, once conversations.info confirms
-the channel is internal again, resumes it and re-queues the held posts. Each replica also
-re-reads conversations.info once a minute, so replicas that did not receive the event follow.
+the channel is internal again, resumes it and the worker's sweep sends the held posts in order.
+Each replica also re-reads conversations.info once a minute, so replicas that missed the event
+follow.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ class SupportChannel:
         self._worker = worker
         self._paused = False
         self._refresher: asyncio.Task[None] | None = None
-        slack.holds = self.holds
 
     @property
     def paused(self) -> bool:
@@ -107,18 +107,12 @@ class SupportChannel:
         self._paused = False
         async with self._sessions() as session:
             posts = await work.all_pending_posts(session)
-            conversation_ids = sorted({p.conversation_id for p in posts if p.conversation_id})
-            held = sum(1 for p in posts if (p.args or {}).get("channel") == self._channel)
-            for conversation_id in conversation_ids:
-                if not await work.has_open_work(session, conversation_id, "flush"):
-                    await work.add_work(session, conversation_id=conversation_id, kind="flush")
-            await session.commit()
+        held = sum(1 for p in posts if (p.args or {}).get("channel") == self._channel)
         log.warning("channels.support=%s is internal again: resuming, %d held post(s)",
                     self._channel, held)
         if notice:
             await self._notice(texts.support_channel_resumed(held))
-        for conversation_id in conversation_ids:
-            self._worker.kick(conversation_id)
+        await self._worker.sweep()  # the held posts are due: send them now, in order
 
     async def _notice(self, text: str) -> None:
         try:

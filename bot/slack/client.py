@@ -191,7 +191,7 @@ class SlackGateway:
         response = await self.client.usergroups_users_list(usergroup=usergroup)
         return set(response.get("users", []))
 
-    async def user_info_or_raise(self, user_id: str) -> dict[str, Any]:
+    async def user_info(self, user_id: str) -> dict[str, Any]:
         """users.info's user; SlackApiError or a connection error when Slack gives none."""
         response = await self.client.users_info(user=user_id)
         return dict(response.get("user") or {})
@@ -200,13 +200,6 @@ class SlackGateway:
         """conversations.info's channel object (raises SlackApiError)."""
         response = await self.client.conversations_info(channel=channel)
         return dict(response.get("channel") or {})
-
-    async def user_info(self, user_id: str) -> dict[str, Any] | None:
-        try:
-            response = await self.client.users_info(user=user_id)
-            return dict(response.get("user") or {})
-        except SlackApiError:
-            return None
 
     async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None:
         await self.client.views_open(trigger_id=trigger_id, view=view)
