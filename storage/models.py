@@ -195,7 +195,11 @@ class OutboxPost(Base):
     """A Slack post recorded before it is sent; `key` makes a resend idempotent."""
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("key", name="uq_outbox_key"),)
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_outbox_key"),
+        # The sender's and the sweep's view: pending posts per conversation, in order.
+        Index("ix_outbox_pending", "status", "conversation_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     key: Mapped[str] = mapped_column(String(200))

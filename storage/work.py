@@ -68,17 +68,19 @@ def _due(now: datetime) -> Any:
     return or_(OutboxPost.next_attempt_at.is_(None), OutboxPost.next_attempt_at <= now)
 
 
-async def claim_post(session: AsyncSession, post_id: int, *, hold: timedelta) -> bool:
+async def claim_post(session: AsyncSession, post_id: int, *, hold: timedelta) -> int | None:
     """Take a due pending post for one attempt: exactly one sender wins, and until `hold` has
     passed nobody else tries it. Marks it as possibly sent, since the attempt may reach Slack
-    even if this process dies before it learns the answer."""
+    even if this process dies before it learns the answer. Returns the attempt's number, or
+    None when another sender has the post or it is not due."""
     now = utcnow()
     result = await session.execute(
         update(OutboxPost)
         .where(OutboxPost.id == post_id, OutboxPost.status == "pending", _due(now))
         .values(attempts=OutboxPost.attempts + 1, next_attempt_at=now + hold, maybe_sent=True)
+        .returning(OutboxPost.attempts)
         .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return result.scalar_one_or_none()
 
 
 async def conversations_with_due_posts(session: AsyncSession, *, limit: int = 100

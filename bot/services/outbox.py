@@ -18,6 +18,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import texts
 from bot.slack.client import SlackGateway, failure_of, slack_error_code
@@ -107,11 +108,11 @@ class Outbox:
             if self._slack.is_held(args.get("channel")):
                 return False  # the support channel is shared: kept until it is internal again
             look_first = post.maybe_sent
-            if not await work.claim_post(session, post.id, hold=ATTEMPT_HOLD):
-                await session.rollback()
-                return False  # another sender has it, or it became not due
+            attempt = await work.claim_post(session, post.id, hold=ATTEMPT_HOLD)
             await session.commit()
-            await session.refresh(post)
+            if attempt is None:
+                return False  # another sender has it, or it became not due
+            set_committed_value(post, "attempts", attempt)
             try:
                 ts = await self._existing_post_ts(post, args) if look_first else None
                 if ts is None:

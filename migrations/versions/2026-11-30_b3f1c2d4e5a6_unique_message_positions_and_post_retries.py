@@ -44,10 +44,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("maybe_sent", sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
+        batch.create_index("ix_outbox_pending", ["status", "conversation_id", "id"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
+        batch.drop_index("ix_outbox_pending")
         batch.drop_column("maybe_sent")
         batch.drop_column("next_attempt_at")
     with op.batch_alter_table("messages") as batch:

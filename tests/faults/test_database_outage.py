@@ -13,13 +13,10 @@ import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 
-from sandbox.model_server import Delay, Reply, last_user_text
+from sandbox.model_server import Delay, last_user_text
 from tests.conftest import CUSTOMER, CUSTOMERS, bot_posts
+from tests.faults.helpers import echo
 from tests.tcp_proxy import TcpProxy
-
-
-def echo(request: dict[str, Any]) -> Reply:
-    return Reply(f"answer to {last_user_text(request)}")
 
 
 class Outage:

@@ -6,14 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sandbox.model_server import Reply, last_user_text
 from storage.models import Message
 from tests.conftest import CUSTOMER, CUSTOMERS, bot_posts
 from tests.e2e.helpers import all_rows
-
-
-def echo(request: dict[str, Any]) -> Reply:
-    return Reply(f"answer to {last_user_text(request)}")
+from tests.faults.helpers import echo
 
 
 async def burst_into_one_thread(slack: Any, count: int) -> tuple[str, list[str]]:

@@ -16,16 +16,14 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from sandbox.model_server import Delay, Reply, last_user_text
+from sandbox.model_server import Delay
 from storage.db import create_engine, create_session_factory
 from storage.models import OutboxPost
 from tests.conftest import CUSTOMER, CUSTOMERS, OTHER_CUSTOMERS, SUPPORT, bot_posts
+from tests.faults.helpers import echo, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def echo(request: dict[str, Any]) -> Reply:
-    return Reply(f"answer to {last_user_text(request)}")
 
 
 def free_port() -> int:
@@ -125,14 +123,13 @@ async def test_a_bot_killed_after_slack_accepted_its_post_does_not_post_it_twice
     await bot_process.start()
     engine = create_engine(database_url)
     sessions = create_session_factory(engine)
+
+    async def answer_row() -> OutboxPost:
+        async with sessions() as session:
+            return (await session.execute(select(OutboxPost).where(
+                OutboxPost.key.like("answer:%")))).scalar_one()
     try:
-        for _ in range(600):
-            async with sessions() as session:
-                row = (await session.execute(select(OutboxPost).where(
-                    OutboxPost.key.like("answer:%")))).scalar_one()
-            if row.status == "sent":
-                break
-            await asyncio.sleep(0.1)
+        row = await wait_until(answer_row, lambda row: row.status == "sent", timeout=60)
     finally:
         await engine.dispose()
 

@@ -3,25 +3,12 @@ in the middle of it. Every answer still reaches the customer exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from sandbox.model_server import Reply, last_user_text
 from storage.models import OutboxPost
 from tests.conftest import CUSTOMER, CUSTOMERS, SUPPORT, bot_posts
 from tests.e2e.helpers import all_rows
-
-
-async def wait_until(read: Any, check: Any, timeout: float = 30.0) -> None:
-    """Poll a stored state until `check` holds (for states no emulator event announces)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check(await read()):
-        assert asyncio.get_running_loop().time() < deadline, "state not reached in time"
-        await asyncio.sleep(0.1)
-
-
-def echo(request: dict[str, Any]) -> Reply:
-    return Reply(f"answer to {last_user_text(request)}")
+from tests.faults.helpers import echo, wait_until
 
 
 async def ask_many(slack: Any, count: int) -> list[str]:
