@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from sandbox.model_server import Reply, ToolCalls
 from storage.models import Conversation, HumanRequest, Message
-from tests.conftest import SUPPORT, bot_posts
+from tests.conftest import CUSTOMER, CUSTOMERS, SUPPORT, bot_posts
 
 
 async def all_rows(bot: Any, model: type) -> list[Any]:
@@ -34,3 +35,18 @@ async def conversation(bot: Any, case_number: int = 1) -> Conversation:
 
 def support_thread_posts(slack: Any, root_ts: str) -> list[dict[str, Any]]:
     return bot_posts(slack, SUPPORT, root_ts)
+
+
+async def asked(bot: Any, slack: Any, model: Any, *, final: str = "Final answer."
+                ) -> tuple[str, dict[str, Any]]:
+    """A customer asks; the model asks staff once, then answers `final`. Returns the customer's
+    ts and the question's post in #support."""
+    model.script(ToolCalls([("askHuman", {"question": "Can we ship to Mars?"})]), Reply(final))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
+    post = await slack.wait_for_message(SUPPORT)
+    await bot.services.worker.idle()
+    return ts, post
+
+
+def ephemerals_for(slack: Any, user: str) -> list[str]:
+    return [e["text"] for e in slack.ephemerals if e["user"] == user]

@@ -17,19 +17,7 @@ from tests.conftest import (
     SUPPORT_GUEST,
     bot_posts,
 )
-from tests.e2e.helpers import requests, stored_messages
-
-
-async def asked(bot, slack, model, *, final="Final answer."):
-    model.script(ToolCalls([("askHuman", {"question": "Can we ship to Mars?"})]), Reply(final))
-    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
-    post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
-    return ts, post
-
-
-def ephemerals_for(slack, user):
-    return [e["text"] for e in slack.ephemerals if e["user"] == user]
+from tests.e2e.helpers import asked, ephemerals_for, requests, stored_messages
 
 
 async def test_a_reply_from_someone_who_is_not_staff_answers_nothing(bot, slack, model):

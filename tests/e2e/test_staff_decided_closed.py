@@ -25,9 +25,10 @@ from tests.conftest import (
     SUPPORT_GUEST,
     bot_posts,
 )
-from tests.e2e.helpers import requests, stored_messages
+from tests.e2e.helpers import asked, ephemerals_for, requests, stored_messages
 
 CONNECT_USER = "U0CONNECT"  # a Slack Connect user from another org: users.info fails
+MARS = "Shipping to Mars is fine."
 
 
 async def add_connect_user_to(slack, *channels):
@@ -38,16 +39,6 @@ async def add_connect_user_to(slack, *channels):
         await slack.user_joins(channel, CONNECT_USER)
 
 
-async def asked(bot, slack, model, final="Shipping to Mars is fine."):
-    model.script(ToolCalls([("askHuman", {"question": "Can we ship to Mars?"})]), Reply(final))
-    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
-    post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
-    return ts, post
-
-
-def ephemerals_for(slack, user):
-    return [e["text"] for e in slack.ephemerals if e["user"] == user]
 
 
 async def reply_is_refused(bot, slack, user, post, text="Yes, we do."):
@@ -62,7 +53,7 @@ async def reply_is_refused(bot, slack, user, post, text="Yes, we do."):
 
 async def test_a_support_member_whose_users_info_fails_cannot_answer(bot, slack, model):
     await add_connect_user_to(slack, SUPPORT)
-    _, post = await asked(bot, slack, model)
+    _, post = await asked(bot, slack, model, final=MARS)
 
     await reply_is_refused(bot, slack, CONNECT_USER, post)
 
@@ -86,7 +77,7 @@ async def test_an_unverifiable_support_member_is_a_customer_in_a_customer_channe
 async def test_the_same_user_listed_in_staff_users_is_staff(start, slack, model):
     bot = await start(staff={"users": [CONNECT_USER]})
     await add_connect_user_to(slack, SUPPORT, CUSTOMERS)
-    ts, post = await asked(bot, slack, model)
+    ts, post = await asked(bot, slack, model, final=MARS)
 
     await slack.user_posts(SUPPORT, CONNECT_USER, "Yes, Mars is in range.", thread_ts=post["ts"])
     final = await slack.wait_for_message(
@@ -107,7 +98,7 @@ async def test_the_same_user_listed_in_staff_users_is_staff(start, slack, model)
 
 
 async def test_a_guest_in_the_support_channel_is_not_staff(bot, slack, model):
-    _, post = await asked(bot, slack, model)
+    _, post = await asked(bot, slack, model, final=MARS)
 
     await reply_is_refused(bot, slack, SUPPORT_GUEST, post)
 
@@ -116,7 +107,7 @@ async def test_a_guest_in_the_support_channel_is_not_staff(bot, slack, model):
 
 
 async def test_slack_unreachable_means_not_staff_then_staff_once_it_answers(bot, slack, model):
-    ts, post = await asked(bot, slack, model)
+    ts, post = await asked(bot, slack, model, final=MARS)
     # users.info fails with 503 on every attempt (the client's own retries included).
     slack.fail_next("users.info", error="service_unavailable", status=503, times=1000)
 
