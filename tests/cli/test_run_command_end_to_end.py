@@ -4,28 +4,17 @@ and stop cleanly on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from pathlib import Path
 
 from sandbox.model_server import Reply
-from tests.conftest import CUSTOMER, CUSTOMERS, SUPPORT
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli.helpers import command_env, start_run_command
+from tests.conftest import CUSTOMER, CUSTOMERS
 
 
 async def test_run_answers_a_customer_and_stops_on_sigterm(database_url, slack, model):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LLM_"))}
-    env.update({
-        "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
-        "SLACK_API_URL": slack.api_url, "SUPPORT_CHANNEL": SUPPORT,
-        "LLM_MODEL": "openai/test-model", "LLM_API_BASE": model.base_url,
-        "LLM_API_KEY": "sk-test", "DATABASE_URL": database_url,
-    })
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "--config", str(ROOT / "app.yaml"), cwd=ROOT,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    env = command_env(slack, model, database_url)
+    process = await start_run_command(env, stdout=asyncio.subprocess.PIPE,
+                                      stderr=asyncio.subprocess.STDOUT)
     try:
         await slack.wait_connected(timeout=60)
         model.script(Reply("Hello from the real command."))
