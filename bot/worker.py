@@ -33,6 +33,7 @@ LEASE = timedelta(seconds=15)
 HEARTBEAT_SECONDS = 3.0
 MAX_ATTEMPTS = 3
 OUTAGE_RETRY_SECONDS = 2.0
+MIN_SWEEP_SECONDS = 0.1
 MAX_SWEEP_BACKOFF_SECONDS = 30.0
 
 
@@ -95,23 +96,25 @@ class Worker:
         while tasks := [t for t in self._running.values() if not t.done()]:
             await asyncio.wait(tasks)
 
-    async def sweep(self) -> None:
-        """Start work no live lease covers, and send every due post."""
+    async def sweep(self) -> float | None:
+        """Start work no live lease covers, and send every due post; returns the seconds until
+        the next post retry is due, if any."""
         async with self._sessions() as session:
             due = await conversations.conversations_with_open_work(session)
         for conversation_id in due:
             self.kick(conversation_id)
-        await self._outbox.send_due()
+        return await self._outbox.send_due()
 
     async def _sweep_forever(self) -> None:
         pause = self._sweep_seconds
         while True:
             try:
-                await self.sweep()
+                next_retry = await self.sweep()
                 if not self.database_reachable:
                     log.warning("database reachable again; resuming work")
                 self.database_reachable = True
-                pause = self._sweep_seconds
+                # Wake for the next post retry (Retry-After, back-off) if it comes sooner.
+                pause = min(self._sweep_seconds, max(MIN_SWEEP_SECONDS, next_retry or 1e9))
             except Exception as error:
                 if not is_unavailable(error):
                     log.exception("work sweep failed")

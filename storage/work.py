@@ -100,9 +100,11 @@ async def conversations_with_due_posts(session: AsyncSession, *, limit: int = 10
 
 
 async def next_post_due_at(session: AsyncSession) -> datetime | None:
-    """When the earliest pending post that waits for a retry becomes due."""
+    """When the earliest pending post that waits for a retry (or an attempt under way)
+    becomes due; posts already due are not counted."""
     return (await session.execute(
-        select(func.min(OutboxPost.next_attempt_at)).where(OutboxPost.status == "pending")
+        select(func.min(OutboxPost.next_attempt_at))
+        .where(OutboxPost.status == "pending", OutboxPost.next_attempt_at > utcnow())
     )).scalar_one_or_none()
 
 

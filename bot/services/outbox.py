@@ -76,12 +76,16 @@ class Outbox:
                 if not await self._send(post_id):
                     return False
 
-    async def send_due(self) -> None:
-        """Send every conversation's due posts (the sweep: after a crash, a restart, a retry)."""
+    async def send_due(self) -> float | None:
+        """Send every conversation's due posts (the sweep: after a crash, a restart, a retry);
+        returns the seconds until the next post waiting for a retry becomes due, if any."""
         async with self._sessions() as session:
             due = await work.conversations_with_due_posts(session)
         for conversation_id in due:
             await self.send_pending(conversation_id)
+        async with self._sessions() as session:
+            next_at = await work.next_post_due_at(session)
+        return None if next_at is None else (next_at - utcnow()).total_seconds()
 
     async def _send(self, post_id: int) -> bool:
         async with self._sessions() as session:
