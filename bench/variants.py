@@ -48,11 +48,11 @@ def apply(names: list[str]) -> None:
             return create_async_engine(target, pool_size=10, max_overflow=10)
         return original(url)
 
-    db.create_engine = create_engine  # before bot.runtime imports it
+    db.create_engine = create_engine  # before bot.process.wiring imports it
 
     if "no-reaction" in names:
-        from bot.agent.turn import Agent
-        from bot.slack.client import SlackGateway
+        from bot.agent.loop import Agent
+        from bot.toolkit.slack_api import SlackGateway
 
         async def no_reaction(self: Any, **_kwargs: Any) -> None:
             return None

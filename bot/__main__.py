@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 
 from bot.config import ConfigError, check_slack_secrets, load_config
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Libraries that would log request details (and with them tokens) at DEBUG stay quieter.
-    for noisy in ("slack_sdk", "slack_bolt", "LiteLLM", "litellm", "httpx", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+from bot.process.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    _configure_logging(config.log_level)
+    configure_logging(config.log_level)
 
     if args.command == "migrate":
         from storage.migrate import upgrade_to_head
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        from bot.bot_process import run_forever
+        from bot.process.lifecycle import run_forever
 
         try:
             asyncio.run(run_forever(config))
@@ -62,13 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         return 0
-    from sandbox.run import run_sandbox
-
-    try:
-        asyncio.run(run_sandbox(config, host=args.host, port=args.port))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    # The sandbox is not part of the product: it has its own entry point, run in this process.
+    os.execv(sys.executable, [sys.executable, "-m", "sandbox", "--config", args.config,
+                              "--port", str(args.port), "--host", args.host])
 
 
 def _safe_url(url: str) -> str:

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from bot.timing import parse_duration
+from bot.toolkit.business_time import business_hours, parse_duration
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -204,8 +204,6 @@ class TimerSettings(_Section):
     @classmethod
     def _usable_hours(cls, value: BusinessHoursSettings | None) -> BusinessHoursSettings | None:
         if value is not None:
-            from bot.followup_times import business_hours
-
             business_hours(value)  # unknown time zone, bad holiday, start after end
         return value
 

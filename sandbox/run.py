@@ -3,7 +3,7 @@
     Sandbox(config)        the parts: model (offline server or the configured one), emulator, bot
     run_sandbox(config)    starts a Sandbox and serves the page until interrupted
 
-The bot is started exactly as in production (`bot.bot_process.start_bot`, HTTP mode); only its
+The bot is started exactly as in production (`bot.process.lifecycle.start_bot`, HTTP mode); only its
 configuration differs: Slack is the emulator (signed requests both ways), the channels and
 people are the demo workspace's, the database is `sandbox.db` in the working directory (unless
 app.yaml names another than the default), and the timers are short enough to watch.
@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
-from bot.bot_process import RunningBot, start_bot
 from bot.config import (
     AppConfig,
     ChannelSettings,
@@ -33,6 +32,7 @@ from bot.config import (
     StaffSettings,
     TimerSettings,
 )
+from bot.process.lifecycle import RunningBot, start_bot
 from sandbox import demo_workspace as demo
 from sandbox.model_server import ModelServer
 from sandbox.slack_emulator import SlackEmulator

@@ -159,3 +159,17 @@ def waiting_time(conversation: Conversation, now: datetime | None = None) -> tim
     if conversation.waiting_on_humans_since is None:
         return None
     return (now or utcnow()) - conversation.waiting_on_humans_since
+
+
+def set_waiting_on_humans(conversation: Conversation, waiting: bool,
+                          now: datetime | None = None) -> None:
+    """The one place the waiting state changes. Waiting starts the clock the reminders, the
+    customer's holding notice and the queue read (unless it already runs); not waiting stops
+    it and forgets the holding notice, so the next wait gets its own."""
+    if waiting:
+        if conversation.waiting_on_humans_since is None:
+            conversation.waiting_on_humans_since = now or utcnow()
+            conversation.customer_notified_at = None
+    else:
+        conversation.waiting_on_humans_since = None
+        conversation.customer_notified_at = None

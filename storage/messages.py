@@ -105,3 +105,9 @@ async def find_message_by_slack_ts(
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
     return await session.get(Message, message_id)
+
+
+def human_metadata(name: str, user_id: str) -> dict[str, object]:
+    """The metadata of a message a person wrote as the agent (`provider: human`)."""
+    return {"provider": "human",
+            "providerMetadata": {"human": {"name": name, "slack_user_id": user_id}}}

@@ -76,7 +76,9 @@ class Conversation(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # Short number staff type in commands (`/handoff take 42`); equals id, kept apart for display.
-    case_number: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # Given in the transaction that creates the row (`conversations.get_or_create_conversation`),
+    # so every committed conversation has one; the column is nullable only for that insert.
+    case_number: Mapped[int] = mapped_column(Integer, unique=True, nullable=True)
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
     # The root ts of the customer's thread: every bot answer goes there.

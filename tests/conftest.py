@@ -13,8 +13,8 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 import asyncpg
 import pytest
 
-from bot.bot_process import RunningBot, start_bot
 from bot.config import AppConfig, parse_config
+from bot.process.lifecycle import RunningBot, start_bot
 from sandbox.model_server import ModelServer
 from sandbox.slack_emulator import SlackEmulator
 

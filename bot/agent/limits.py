@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
 from bot.config import LlmSettings
+from bot.toolkit import texts
 from storage.models import Message
 
 TOOL_ERROR = "toolError"

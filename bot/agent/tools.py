@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot import texts
 from bot.agent.model import RAW_ARGUMENTS
+from bot.toolkit import texts
 
 ASK_HUMAN = "askHuman"
 TRANSFER_TO_HUMAN = "transferToHuman"

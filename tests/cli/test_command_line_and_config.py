@@ -97,7 +97,7 @@ def test_shipped_app_yaml_is_valid():
 
 def test_a_missing_router_examples_file_is_named(tmp_path):
     from bot.agent.model import ModelClient
-    from bot.routing import build_router
+    from bot.agent.triage import build_router
 
     config = parse_config({"routing": {"router": "embeddings",
                                        "examples_file": str(tmp_path / "nope.yaml")}})
@@ -111,7 +111,7 @@ def test_a_missing_router_examples_file_is_named(tmp_path):
 
 
 async def test_a_token_slack_refuses_stops_start_up_with_a_clear_message(slack, model, tmp_path):
-    from bot.bot_process import start_bot
+    from bot.process.lifecycle import start_bot
     from tests.conftest import make_config
 
     config = make_config(database_url=f"sqlite:///{tmp_path}/bot.db", emulator=slack,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import texts
+from bot.toolkit import texts
 from tests.cli.helpers import command_env, start_run_command
 from tests.conftest import CUSTOMER_TEAM, SUPPORT
 

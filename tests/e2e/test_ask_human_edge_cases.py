@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import texts
-from bot.slack.ids import RequestAction, RequestView
+from bot.toolkit import texts
+from bot.toolkit.ids import RequestAction, RequestView
 from sandbox.model_server import Delay, Reply, ToolCalls
 from storage.models import Conversation, utcnow
 from tests.conftest import (
@@ -100,9 +100,9 @@ async def test_buttons_refuse_people_who_are_not_staff(bot, slack, model):
 async def test_two_staff_answering_at_once_exactly_one_wins(bot, slack, model):
     await asked(bot, slack, model)
     results = await asyncio.gather(
-        bot.services.human_requests.answer(request_id=1, text="A", user_id=STAFF,
+        bot.services.human_answers.answer(request_id=1, text="A", user_id=STAFF,
                                            name="Sam Staff"),
-        bot.services.human_requests.answer(request_id=1, text="B", user_id=STAFF_2,
+        bot.services.human_answers.answer(request_id=1, text="B", user_id=STAFF_2,
                                            name="Sky Staff"),
         return_exceptions=True)
     winners = [r for r in results if not isinstance(r, Exception)]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import texts
+from bot.toolkit import texts
 from sandbox import slack_payloads
 from sandbox.model_server import Reply, last_user_text
 from storage.models import Message

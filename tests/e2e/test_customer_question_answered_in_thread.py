@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot import texts
+from bot.toolkit import texts
 from sandbox.model_server import Reply
 from storage.models import Message
 from tests.conftest import CUSTOMER, CUSTOMERS, GUEST, OTHER_CUSTOMERS

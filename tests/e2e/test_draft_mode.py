@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import texts_handoff
 from bot.errors import StaleAction
-from bot.slack.ids import DraftAction, DraftView
+from bot.toolkit import texts
+from bot.toolkit.ids import DraftAction, DraftView
 from sandbox.model_server import Reply
 from tests.conftest import CUSTOMER, CUSTOMERS, OTHER_CUSTOMERS, STAFF, SUPPORT, bot_posts
 from tests.e2e.helpers import stored_messages
@@ -27,7 +27,7 @@ async def test_draft_is_sent_only_when_staff_approve(start, slack, model):
     assert "Your order ships *today*." in str(card["blocks"])
     # The customer sees that the team is on it, but not the draft.
     assert [m["text"] for m in bot_posts(slack, CUSTOMERS, ts)] == [
-        texts_handoff.customer_team_is_on_it()]
+        texts.customer_team_is_on_it()]
     assert [m.status for m in await stored_messages(bot)] == ["success"]
 
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import texts
+from bot.toolkit import texts
 from sandbox.model_server import Error, Reply
 from tests.conftest import CUSTOMER, CUSTOMERS, SUPPORT, bot_posts
 

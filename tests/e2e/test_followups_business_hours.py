@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot import texts
-from bot.followup_times import working_time
+from bot.toolkit import texts
+from bot.toolkit.due_times import working_time
 from tests.conftest import CUSTOMERS
 from tests.e2e.followup_helpers import ask, the_request, timers
 from tests.e2e.helpers import conversation
@@ -41,7 +41,7 @@ async def test_out_of_hours_the_customer_hears_when_the_team_is_back(start, slac
     assert request.escalate_at == opening + timers_.escalate_after
     assert request.give_up_at == opening + timers_.give_up_after
     # So nothing is due yet, though every timer's wall-clock duration has passed.
-    assert await bot.scheduler.run_due() == 0
+    assert await bot.followups.run_due() == 0
     await bot.services.worker.idle()
     customer_posts = [m["text"] for m in slack.messages(CUSTOMERS, thread_ts=ts)]
     assert customer_posts.count(away) == 1

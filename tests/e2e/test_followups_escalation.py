@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks import thread_link
+from bot.toolkit.blocks import thread_link
 from tests.conftest import CUSTOMERS, STAFF, SUPPORT, bot_posts
 from tests.e2e.followup_helpers import QUESTION, ask, honest, the_request, timers
 
@@ -23,7 +23,7 @@ async def test_escalation_goes_to_the_escalation_channel_with_a_link(start, slac
     assert request.escalate_at is None and request.status == "pending"
 
     # Escalated once: later checks find nothing, and staff can still answer.
-    assert await bot.scheduler.escalate() == 0
+    assert await bot.followups.escalate() == 0
     await slack.user_posts(SUPPORT, STAFF, "Yes, refund it.", thread_ts=post["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: m["text"] == "Yes, you can have a refund.")
@@ -39,5 +39,5 @@ async def test_without_an_escalation_channel_it_is_posted_at_the_support_top_lev
     escalated = await slack.wait_for_message(SUPPORT, predicate=lambda m: "has waited" in m["text"])
     assert escalated.get("thread_ts") is None and escalated["ts"] != post["ts"]
     assert thread_link(SUPPORT, post["ts"]) in escalated["text"]
-    assert await bot.scheduler.escalate() == 0
+    assert await bot.followups.escalate() == 0
     assert len([m for m in bot_posts(slack, SUPPORT) if "has waited" in m["text"]]) == 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import texts
 from bot.agent.tools import ASK_HUMAN
-from bot.slack.ids import RequestAction
+from bot.toolkit import texts
+from bot.toolkit.ids import RequestAction
 from tests.conftest import CUSTOMERS, STAFF, SUPPORT, bot_posts
 from tests.e2e.followup_helpers import ask, honest, the_request, timers, wait_until
 from tests.e2e.helpers import conversation, stored_messages
@@ -79,8 +79,8 @@ async def test_an_answer_racing_the_give_up_has_exactly_one_winner(start, slack,
     await wait_until(request.give_up_at)
 
     results = await asyncio.gather(
-        bot.scheduler.give_up(),
-        bot.services.human_requests.answer(request_id=request.id, text="Yes.", user_id=STAFF,
+        bot.followups.give_up(),
+        bot.services.human_answers.answer(request_id=request.id, text="Yes.", user_id=STAFF,
                                            name="Sam Staff"),
         return_exceptions=True)
     bot.services.worker.kick(request.conversation_id)  # as the Slack listener does

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot import texts
+from bot.toolkit import texts
 from sandbox.model_server import Reply
 from storage import conversations
 from tests.conftest import CUSTOMER, CUSTOMERS, STAFF, SUPPORT, bot_posts
@@ -31,7 +31,7 @@ async def test_a_waiting_customer_is_told_once(start, slack, model):
     # Later follow-ups run (the reminder), the notice is not repeated.
     await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
                                  predicate=lambda m: "Reminder 1/1" in m["text"])
-    assert await bot.scheduler.notify_customers() == 0
+    assert await bot.followups.notify_customers() == 0
     await bot.services.worker.idle()
     assert len(notices(slack, ts)) == 1
 
@@ -54,7 +54,7 @@ async def test_a_customer_waiting_on_a_person_who_owns_the_case_is_told(start, s
         CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == texts.customer_holding_notice())
     assert notice
     assert len(model.requests) == calls  # a person owns the case: no model turn
-    assert await bot.scheduler.notify_customers() == 0
+    assert await bot.followups.notify_customers() == 0
     assert len(notices(slack, ts)) == 1
     assert not thread_posts_with(slack, ts, "Reminder", channel=CUSTOMERS)
 
@@ -78,7 +78,7 @@ async def test_a_customer_answered_by_staff_meanwhile_is_not_told(start, slack, 
     assert since is not None
     await wait_until(since + timedelta(seconds=1))
 
-    assert await bot.scheduler.notify_customers() == 0
+    assert await bot.followups.notify_customers() == 0
     await bot.services.worker.idle()
     assert notices(slack, ts) == []
     assert (await conversation(bot)).waiting_on_humans_since is None

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from sandbox.model_server import Reply
-from storage import events, work
+from storage import events, work_items
 from storage.models import OutboxPost, ReceivedEvent, WorkItem, utcnow
 from tests.conftest import CUSTOMER, CUSTOMERS
 from tests.e2e.followup_helpers import timers
@@ -28,7 +28,7 @@ async def test_old_finished_rows_are_pruned_and_the_rest_kept(start, slack, mode
         await session.execute(update(OutboxPost).values(created_at=eight_days_ago))
         # Kept: a recent key, and old work that is still open (due later).
         await events.accept_once(session, "recent-event")
-        await work.add_work(session, conversation_id=1, kind="flush",
+        await work_items.add_work(session, conversation_id=1, kind="flush",
                             not_before=utcnow() + timedelta(days=1))
         await session.execute(update(WorkItem).where(WorkItem.status == "open")
                               .values(created_at=eight_days_ago))
@@ -36,7 +36,7 @@ async def test_old_finished_rows_are_pruned_and_the_rest_kept(start, slack, mode
     finished = [w for w in await all_rows(bot, WorkItem) if w.status != "open"]
     assert finished and await all_rows(bot, OutboxPost)
 
-    assert await bot.scheduler.housekeeping() > 0
+    assert await bot.followups.housekeeping() > 0
 
     async with bot.services.sessions() as session:
         keys = (await session.execute(select(ReceivedEvent.key))).scalars().all()
@@ -44,4 +44,4 @@ async def test_old_finished_rows_are_pruned_and_the_rest_kept(start, slack, mode
     assert [(w.kind, w.status) for w in await all_rows(bot, WorkItem)] == [("flush", "open")]
     assert await all_rows(bot, OutboxPost) == []
     assert [m.text for m in await stored_messages(bot)] == ["hi", "Hello!"]  # history stays
-    assert await bot.scheduler.housekeeping() == 0
+    assert await bot.followups.housekeeping() == 0

@@ -57,7 +57,7 @@ async def test_an_idle_case_goes_back_to_the_bot_which_answers_the_customer(star
     last = (await changes(bot))[-1]
     assert (last.from_assignee, last.to_assignee, last.changed_by) == (STAFF, "bot", "scheduler")
     assert last.reason.startswith("no human activity for")
-    assert await bot.scheduler.release_idle() == 0
+    assert await bot.followups.release_idle() == 0
 
 
 async def test_an_idle_case_can_go_back_to_the_team_instead(start, slack, model):
@@ -75,4 +75,4 @@ async def test_an_idle_case_can_go_back_to_the_team_instead(start, slack, model)
     assert case.assignee == "humans"
     assert len(model.requests) == calls  # nobody gave it to the bot
     assert (await changes(bot))[-1].changed_by == "scheduler"
-    assert await bot.scheduler.release_idle() == 0  # unassigned cases are not released again
+    assert await bot.followups.release_idle() == 0  # unassigned cases are not released again

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import texts
+from bot.toolkit import texts
 from tests.conftest import CUSTOMERS, STAFF, STAFF_2, SUPPORT
 from tests.e2e.followup_helpers import (
     QUESTION,
@@ -36,7 +36,7 @@ async def test_reminders_mention_oncall_at_most_max_reminders_times(start, slack
     assert len(thread_posts_with(slack, thread, ":bell: Reminder")) == 2
     request = await the_request(bot)
     assert (request.reminders_sent, request.remind_at, request.status) == (2, None, "pending")
-    assert await bot.scheduler.remind() == 0
+    assert await bot.followups.remind() == 0
 
 
 async def test_an_answered_question_is_not_reminded_again(start, slack, model):
@@ -53,7 +53,7 @@ async def test_an_answered_question_is_not_reminded_again(start, slack, model):
     reminded = len(thread_posts_with(slack, post["ts"], ":bell: Reminder"))
     await wait_until(request.remind_at)  # the next reminder would now be due
 
-    assert await bot.scheduler.remind() == 0
+    assert await bot.followups.remind() == 0
     await bot.services.worker.idle()
     assert len(thread_posts_with(slack, post["ts"], ":bell: Reminder")) == reminded
 

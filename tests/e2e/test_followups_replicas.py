@@ -30,8 +30,8 @@ async def test_two_replicas_run_the_follow_ups_of_a_case_once(start, slack, mode
     await slack.wait_for_message(SUPPORT, predicate=lambda m: "has waited" in m["text"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == HONEST)
     # Both replicas keep checking; nothing is left to claim.
-    assert await first.scheduler.run_due() == 0
-    assert await second.scheduler.run_due() == 0
+    assert await first.followups.run_due() == 0
+    assert await second.followups.run_due() == 0
     await first.services.worker.idle()
     await second.services.worker.idle()
 
@@ -54,14 +54,14 @@ async def test_replicas_checking_at_the_same_moment_claim_each_row_once(start, s
     request = await the_request(first)
     await wait_until(request.escalate_at)
 
-    reminded = await asyncio.gather(*(bot.scheduler.remind()
+    reminded = await asyncio.gather(*(bot.followups.remind()
                                       for bot in (first, second, first, second)))
-    escalated = await asyncio.gather(*(bot.scheduler.escalate()
+    escalated = await asyncio.gather(*(bot.followups.escalate()
                                        for bot in (first, second, first, second)))
     assert sum(reminded) == 1 and sum(escalated) == 1
 
     await wait_until(request.give_up_at)
-    given_up = await asyncio.gather(*(bot.scheduler.give_up()
+    given_up = await asyncio.gather(*(bot.followups.give_up()
                                       for bot in (first, second, first, second)))
     assert sum(given_up) == 1
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == HONEST)

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bot.bot_process import start_bot
+from bot.process.lifecycle import start_bot
 from tests.conftest import CUSTOMERS, SUPPORT, make_config
 from tests.e2e.followup_helpers import (
     ask,
@@ -79,8 +79,8 @@ async def test_two_replicas_with_short_timers_post_each_reminder_once(start, sla
 
     await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
                                  predicate=lambda m: "Reminder 3/3" in m["text"], timeout=WAIT)
-    assert await first.scheduler.run_due() == 0
-    assert await second.scheduler.run_due() == 0
+    assert await first.followups.run_due() == 0
+    assert await second.followups.run_due() == 0
     await first.services.worker.idle()
     await second.services.worker.idle()
 
@@ -133,7 +133,7 @@ async def test_a_slow_check_delays_the_next_without_skipping_it(start, slack, mo
 
     assert len(thread_posts_with(slack, post["ts"], ":bell: Reminder")) == 3
     noisy = [record.getMessage() for record in caplog.records
-             if record.name.startswith(("apscheduler", "bot.scheduler"))
+             if record.name.startswith(("apscheduler", "bot.process.scheduler"))
              and record.levelno >= logging.WARNING]
     assert noisy == []
 
@@ -159,7 +159,7 @@ async def test_a_database_outage_is_one_warning_and_the_next_check_retries(
         proxy.cut()
         await asyncio.sleep(max(0.0, (request.remind_at - request.created_at).total_seconds())
                             + 1.5)  # the reminder is due and several checks failed
-        warnings = [record for record in caplog.records if record.name == "bot.scheduler"
+        warnings = [record for record in caplog.records if record.name == "bot.process.scheduler"
                     and "database unreachable" in record.getMessage()]
         assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
         assert warnings[0].exc_info is None  # a line, not a traceback

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import texts_handoff
+from bot.toolkit import texts
 from sandbox.model_server import Reply, ToolCalls
 from tests.conftest import CUSTOMER, CUSTOMERS, GUEST, STAFF, STAFF_2, SUPPORT
 from tests.e2e.helpers import conversation, requests
@@ -46,15 +46,15 @@ async def test_help_wrong_usage_and_unknown_case(bot, slack, model):
     wrong = await command(slack, "take")
     assert "didn't understand" in wrong and "/handoff take 42" in wrong
     assert "Pick the person" in await command(slack, "assign 1 sky")
-    assert await command(slack, "take 99") == texts_handoff.unknown_case("#99")
-    assert await command(slack, "take abc") == texts_handoff.unknown_case("abc")
+    assert await command(slack, "take 99") == texts.unknown_case("#99")
+    assert await command(slack, "take abc") == texts.unknown_case("abc")
 
 
 async def test_customers_and_guests_are_refused_politely(bot, slack, model):
     await a_case(bot, slack, model)
     for user in (CUSTOMER, GUEST):
         reply = await command(slack, "take 1", user=user, channel=CUSTOMERS)
-        assert reply == texts_handoff.not_staff()
+        assert reply == texts.not_staff()
     assert (await conversation(bot)).assignee == "bot"
     assert [r.status for r in await requests(bot)] == ["pending"]
 

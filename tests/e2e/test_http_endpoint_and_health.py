@@ -7,7 +7,7 @@ import time
 
 import aiohttp
 
-from bot.http_server import build_web_app, start_site
+from bot.process.http_server import build_web_app, start_site
 from sandbox.model_server import Reply
 from sandbox.slack_delivery import sign
 from storage.db import create_engine

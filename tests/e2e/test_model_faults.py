@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot import texts
+from bot.toolkit import texts
 from sandbox.model_server import Delay, Empty, Error, Forever, Reply, ToolCalls
 from storage.models import Conversation, WorkItem, utcnow
 from tests.conftest import CUSTOMER, CUSTOMERS, STAFF, SUPPORT, bot_posts

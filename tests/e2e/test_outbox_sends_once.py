@@ -4,7 +4,7 @@ Slack refuses for good is reported to staff instead of blocking the conversation
 from __future__ import annotations
 
 from sandbox.model_server import Reply
-from storage import work
+from storage import outbox_posts
 from storage.models import OutboxPost
 from tests.conftest import CUSTOMER, CUSTOMERS, SUPPORT, bot_posts
 from tests.e2e.helpers import all_rows
@@ -23,7 +23,7 @@ async def test_a_resend_after_a_crash_does_not_post_twice(bot, slack, model):
         metadata={"event_type": "support_bot_post",
                   "event_payload": {"outbox_key": "crash-test"}})
     async with bot.services.sessions() as session:
-        row = await work.add_post(session, key="crash-test", method="chat.postMessage",
+        row = await outbox_posts.add_post(session, key="crash-test", method="chat.postMessage",
                                   conversation_id=1,
                                   args={"channel": CUSTOMERS, "thread_ts": ts,
                                         "text": "posted before the crash"})

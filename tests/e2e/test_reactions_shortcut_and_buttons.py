@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.slack.ids import CaseAction, CaseView
+from bot.toolkit.ids import CaseAction, CaseView
 from sandbox.model_server import Reply, ToolCalls
 from tests.conftest import CUSTOMER, CUSTOMERS, STAFF, STAFF_2, SUPPORT, SUPPORT_GUEST
 from tests.e2e.helpers import conversation

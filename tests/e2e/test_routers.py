@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot import texts_handoff
+from bot.toolkit import texts
 from sandbox.model_server import Reply, ToolCalls
 from storage.models import AssignmentChange
 from tests.conftest import CUSTOMER, CUSTOMERS, SUPPORT, bot_posts
@@ -19,7 +19,7 @@ async def changes(bot) -> list[AssignmentChange]:
 async def assert_handed_to_humans(bot, slack, ts, reason_part):
     told = await slack.wait_for_message(
         CUSTOMERS, thread_ts=ts,
-        predicate=lambda m: m["text"] == texts_handoff.customer_handed_to_humans())
+        predicate=lambda m: m["text"] == texts.customer_handed_to_humans())
     assert told
     card = await slack.wait_for_message(SUPPORT)
     assert "Case #1" in str(card["blocks"])
@@ -71,7 +71,7 @@ async def test_embeddings_router_against_the_sandbox_endpoint(start, slack, mode
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "I want to speak to a manager")
     told = await slack.wait_for_message(
         CUSTOMERS, thread_ts=ts,
-        predicate=lambda m: m["text"] == texts_handoff.customer_handed_to_humans())
+        predicate=lambda m: m["text"] == texts.customer_handed_to_humans())
     assert told
     await bot.services.worker.idle()
     [change] = await changes(bot)
@@ -91,7 +91,7 @@ async def test_structured_router(start, slack, model):
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Delete my account", thread_ts=ts)
     await slack.wait_for_message(
         CUSTOMERS, thread_ts=ts,
-        predicate=lambda m: m["text"] == texts_handoff.customer_handed_to_humans())
+        predicate=lambda m: m["text"] == texts.customer_handed_to_humans())
     await bot.services.worker.idle()
     [change] = await changes(bot)
     assert change.reason == "router structured: account deletion"

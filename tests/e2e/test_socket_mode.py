@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.bot_process import start_bot
+from bot.process.lifecycle import start_bot
 from sandbox.model_server import Reply
 from tests.conftest import CUSTOMER, CUSTOMERS, make_config
 

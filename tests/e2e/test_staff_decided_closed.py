@@ -12,8 +12,8 @@ import asyncio
 
 import pytest
 
-from bot import texts
 from bot.config import ConfigError
+from bot.toolkit import texts
 from sandbox.model_server import Reply, ToolCalls
 from tests.conftest import (
     CUSTOMER,

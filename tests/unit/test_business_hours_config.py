@@ -9,16 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot import texts
 from bot.config import AppConfig, ConfigError, load_config, parse_config
-from bot.followup_times import (
-    business_hours,
+from bot.toolkit import texts
+from bot.toolkit.business_time import AlwaysOpen, BusinessHours, business_hours
+from bot.toolkit.due_times import (
     next_reminder_at,
     request_due_times,
     working_time,
     working_zone,
 )
-from bot.timing import AlwaysOpen, BusinessHours
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts
 from bot.agent.tools import readable_question
 from bot.config import ConfigError, load_config, parse_config
+from bot.toolkit import texts
 
 ROOT = Path(__file__).resolve().parents[2]
 

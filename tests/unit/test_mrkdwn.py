@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.slack.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
+from bot.toolkit.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import BadCommand
-from bot.http_server import body_problem
-from bot.services.human_requests import parse_numbered_reply
-from bot.slack.commands import Command, parse_command
-from bot.slack.payloads import (
+from bot.listeners.commands import Command, parse_command
+from bot.process.http_server import body_problem
+from bot.toolkit.payloads import (
     attached_file_names,
     author_name_from_event,
     clean_payload,
@@ -21,6 +20,7 @@ from bot.slack.payloads import (
     strip_bot_mention,
     thread_root_ts,
 )
+from bot.usecases.human_answers import parse_numbered_reply
 
 
 def test_new_human_messages_and_everything_else():

@@ -7,7 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.timing import AlwaysOpen, BusinessHours, WorkingTime, always_open, parse_duration
+from bot.toolkit.business_time import (
+    AlwaysOpen,
+    BusinessHours,
+    WorkingTime,
+    always_open,
+    parse_duration,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -1,0 +1,120 @@
+"""Buttons on case posts (take over, return to bot, assign), on the private "what did you
+mean?" question about a staff reply, and on draft answers. Every click re-checks that the
+clicker is staff and that the case or draft is still in the state the button was drawn for."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.errors import UserFacingError
+from bot.listeners.actions import require_staff, tell
+from bot.process.wiring import Services
+from bot.toolkit import texts
+from bot.toolkit.blocks import assign_modal, text_modal
+from bot.toolkit.ids import CaseAction, DraftAction, DraftView, StaffReplyAction
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def guarded(body: dict[str, Any], operation: Any) -> None:
+        try:
+            name = await require_staff(services, body["user"]["id"])
+            conversation_id = await operation(body["user"]["id"], name)
+        except UserFacingError as error:
+            await tell(services, body, str(error))
+            return
+        if conversation_id:
+            services.worker.kick(conversation_id)
+
+    def assign_on_click(to_clicker: bool, reason: str) -> Any:
+        """A button that gives the case to the clicker, or back to the bot."""
+
+        async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+
+            async def assign(user_id: str, _name: str) -> int:
+                changed = await services.handoff.assign(
+                    case_number=int(action["value"]), to=user_id if to_clicker else "bot",
+                    by=user_id, reason=reason)
+                return changed.conversation_id
+
+            await guarded(body, assign)
+
+        return on_click
+
+    async def on_assign_button_click(ack: AsyncAck, body: dict[str, Any],
+                                     action: dict[str, Any]) -> None:
+        await ack()
+
+        async def open_modal(_user_id: str, _name: str) -> None:
+            await services.slack.open_view(trigger_id=body["trigger_id"],
+                                           view=assign_modal(case_number=int(action["value"])))
+
+        await guarded(body, open_modal)
+
+    async def on_staff_reply_choice(ack: AsyncAck, body: dict[str, Any],
+                                    action: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        choice = json.loads(action["value"])
+
+        async def decide(user_id: str, name: str) -> int | None:
+            if action["action_id"] == StaffReplyAction.keep_note:
+                await respond(text=texts.kept_as_note(), replace_original=True)
+                return None
+            text = await services.staff_replies.original_text(thread_ts=choice["t"],
+                                                              ts=choice["ts"])
+            if text is None:
+                raise UserFacingError("That reply no longer exists; nothing was sent.")
+            if action["action_id"] == StaffReplyAction.take_over:
+                await services.handoff.claim_unowned(choice["c"], user_id=user_id,
+                                                     reason="took over from a support reply")
+            await services.staff_replies.relay(choice["c"], text=text, user_id=user_id,
+                                               name=name, support_ts=choice["ts"])
+            await respond(text="Sent to the customer.", replace_original=True)
+            return int(choice["c"])
+
+        await guarded(body, decide)
+
+    async def on_draft_send_click(ack: AsyncAck, body: dict[str, Any],
+                                  action: dict[str, Any]) -> None:
+        await ack()
+
+        async def send(user_id: str, name: str) -> int:
+            return await services.drafts.send(message_id=int(action["value"]),
+                                              user_id=user_id, name=name)
+
+        await guarded(body, send)
+
+    async def on_draft_discard_click(ack: AsyncAck, body: dict[str, Any],
+                                     action: dict[str, Any]) -> None:
+        await ack()
+
+        async def discard(_user_id: str, name: str) -> int:
+            return await services.drafts.discard(message_id=int(action["value"]), name=name)
+
+        await guarded(body, discard)
+
+    async def on_draft_edit_click(ack: AsyncAck, body: dict[str, Any],
+                                  action: dict[str, Any]) -> None:
+        await ack()
+
+        async def open_editor(_user_id: str, _name: str) -> None:
+            text = await services.drafts.text_of(int(action["value"]))
+            await services.slack.open_view(trigger_id=body["trigger_id"], view=text_modal(
+                callback_id=DraftView.edit_submit, title="Edit draft",
+                block_id=DraftView.edit_block, action_id=DraftView.edit_input,
+                label="Answer to the customer", initial=text,
+                private_metadata=action["value"], submit="Send"))
+
+        await guarded(body, open_editor)
+
+    app.action(CaseAction.take.value)(assign_on_click(True, "Take over button"))
+    app.action(CaseAction.return_to_bot.value)(assign_on_click(False, "Return to bot button"))
+    app.action(CaseAction.assign.value)(on_assign_button_click)
+    for choice in StaffReplyAction:
+        app.action(choice.value)(on_staff_reply_choice)
+    app.action(DraftAction.send.value)(on_draft_send_click)
+    app.action(DraftAction.discard.value)(on_draft_discard_click)
+    app.action(DraftAction.edit.value)(on_draft_edit_click)

@@ -1,0 +1,90 @@
+"""The slash command (`/handoff` by default): take, assign, bot, status, list, resolve, help."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.errors import BadCommand, UserFacingError
+from bot.process.wiring import Services
+from bot.toolkit import texts
+from bot.usecases.handoff import parse_case_number
+
+_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str
+    case_number: int | None = None
+    user_id: str | None = None
+
+
+def parse_command(text: str, command: str) -> Command:
+    """`take 42`, `assign #42 <@U1>`, `bot 42`, `status 42`, `list`, `resolve 42`, `help`."""
+    words = text.split()
+    if not words or words[0].lower() == "help":
+        return Command("help")
+    verb, rest = words[0].lower(), words[1:]
+    if verb == "list" and not rest:
+        return Command("list")
+    if verb in ("take", "bot", "status", "resolve") and len(rest) == 1:
+        return Command(verb, parse_case_number(rest[0]))
+    if verb == "assign" and len(rest) == 2:
+        match = _USER_MENTION.match(rest[1])
+        if not match:
+            raise BadCommand(f"Pick the person with @-autocomplete, for example "
+                             f"`{command} assign {rest[0]} @sam`.\n\n"
+                             + texts.usage(command))
+        return Command(verb, parse_case_number(rest[0]), match.group(1))
+    raise BadCommand(f"I didn't understand `{command} {text.strip()}`.\n\n"
+                     + texts.usage(command))
+
+
+async def run_command(services: Services, parsed: Command, *, user_id: str,
+                      command: str) -> str:
+    handoff = services.handoff
+    if parsed.verb == "help":
+        return texts.usage(command)
+    if not await services.people.is_staff(user_id):
+        return texts.not_staff()
+    if parsed.verb == "list":
+        return await handoff.list_open()
+    number = parsed.case_number
+    if number is None:  # the parser gives every other verb its case number
+        raise BadCommand(texts.usage(command))
+    if parsed.verb == "status":
+        return await handoff.status(case_number=number)
+    if parsed.verb == "resolve":
+        changed = await handoff.resolve(case_number=number, by=user_id)
+    elif parsed.verb == "take":
+        changed = await handoff.assign(case_number=number, to=user_id, by=user_id,
+                                       reason=f"{command} take")
+    elif parsed.verb == "bot":
+        changed = await handoff.assign(case_number=number, to="bot", by=user_id,
+                                       reason=f"{command} bot")
+    else:
+        if not await services.people.is_staff(parsed.user_id):
+            raise BadCommand(f"<@{parsed.user_id}> is not on the support team.")
+        changed = await handoff.assign(case_number=number, to=parsed.user_id or "", by=user_id,
+                                       reason=f"{command} assign")
+    services.worker.kick(changed.conversation_id)
+    return f"Done: case #{changed.case_number} → {texts.who(changed.assignee)}."
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    command_name = services.config.slack.command
+
+    async def on_handoff_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        try:
+            parsed = parse_command(command.get("text", ""), command_name)
+            reply = await run_command(services, parsed, user_id=command["user_id"],
+                                      command=command_name)
+        except UserFacingError as error:
+            reply = str(error)
+        await ack(text=reply, response_type="ephemeral")
+
+    app.command(command_name)(on_handoff_command)

@@ -1,0 +1,46 @@
+"""Event listeners: messages, mentions and reactions become calls on services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.process.wiring import Services
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+        await services.inbox.on_message_event(body, event)
+
+    async def on_app_mention(body: dict[str, Any], event: dict[str, Any]) -> None:
+        # Slack delivers a mention both as `message` and `app_mention`; the inbox
+        # de-duplicates by message, so handling both is safe and loses nothing.
+        await services.inbox.on_message_event(body, event)
+
+    async def on_member_change(event: dict[str, Any]) -> None:
+        if event.get("channel") == services.config.channels.support:
+            services.people.forget_staff()
+
+    async def on_channel_shared(event: dict[str, Any]) -> None:
+        await services.support_channel.on_channel_shared(event)
+
+    async def on_channel_unshared(event: dict[str, Any]) -> None:
+        await services.support_channel.on_channel_unshared(event)
+
+    async def on_reaction_added(event: dict[str, Any]) -> None:
+        conversation_id = await services.reactions.on_reaction(event)
+        if conversation_id is not None:
+            services.worker.kick(conversation_id)
+
+    async def on_reaction_removed() -> None:
+        return None
+
+    app.event("message")(on_message)
+    app.event("reaction_added")(on_reaction_added)
+    app.event("reaction_removed")(on_reaction_removed)
+    app.event("app_mention")(on_app_mention)
+    app.event("member_joined_channel")(on_member_change)
+    app.event("member_left_channel")(on_member_change)
+    app.event("channel_shared")(on_channel_shared)
+    app.event("channel_unshared")(on_channel_unshared)

@@ -1,0 +1,229 @@
+"""Sends recorded Slack posts: each outbox row is sent once, in order, and its ts recorded.
+
+A row is written in the same transaction as the result it carries. A sender claims a row for one
+attempt (so replicas and the sweep never send it twice at once) and marks it as possibly sent
+before calling Slack. What Slack refuses for now (rate limits with `Retry-After`, 5xx, an outage)
+is retried with back-off for `slack.retry_posts_for`, across restarts; what it refuses for good is
+given up and staff are told. A retry after an attempt that may have reached Slack first looks for
+the post in Slack (its message metadata carries the outbox key), so nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+
+from bot.toolkit import texts
+from bot.toolkit.posts import METADATA_EVENT_TYPE, POST_REF, SUPPORT_THREAD, PostQueue
+from bot.toolkit.slack_api import SlackGateway, failure_of, slack_error_code
+from storage import outbox_posts
+from storage.models import Conversation, HumanRequest, Message, OutboxPost, utcnow
+
+log = logging.getLogger(__name__)
+
+# How long one attempt holds its post: longer than the Slack client's timeout, so a slow call
+# is never overtaken; short, so a post whose sender died is retried within seconds.
+ATTEMPT_HOLD = timedelta(seconds=20)
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 300.0
+STAFF_NOTICE_PREFIX = "post-failed:"
+# Refusals that mean the call's effect is already there.
+ALREADY_DONE: dict[str, tuple[str, ...]] = {
+    "reactions.add": ("already_reacted",),
+    "reactions.remove": ("no_reaction",),
+    "chat.delete": ("message_not_found",),
+}
+
+
+def backoff(attempts: int, retry_after: float | None) -> timedelta:
+    """Wait before the next attempt: exponential with jitter, never sooner than Slack asked."""
+    exponential = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** max(0, attempts - 1))
+    wait = exponential * random.uniform(0.5, 1.0)
+    return timedelta(seconds=max(wait, retry_after or 0.0))
+
+
+class Outbox:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], slack: SlackGateway,
+                 posts: PostQueue, *, retry_for: timedelta = timedelta(hours=6)) -> None:
+        self._sessions = sessions
+        self._slack = slack
+        self._posts = posts
+        self._retry_for = retry_for
+
+    async def send_pending(self, conversation_id: int | None) -> bool:
+        """Send the conversation's pending posts in order; False if one must wait (a retry
+        later, or another sender holds it): the posts after it wait too, keeping the order."""
+        while True:
+            async with self._sessions() as session:
+                posts = await outbox_posts.pending_posts(session, conversation_id)
+                post_ids = [p.id for p in posts]
+            if not post_ids:
+                return True
+            for post_id in post_ids:
+                if not await self._send(post_id):
+                    return False
+
+    async def send_due(self) -> float | None:
+        """Send every conversation's due posts (the sweep: after a crash, a restart, a retry);
+        returns the seconds until the next post waiting for a retry becomes due, if any."""
+        async with self._sessions() as session:
+            due = await outbox_posts.conversations_with_due_posts(session)
+        for conversation_id in due:
+            await self.send_pending(conversation_id)
+        async with self._sessions() as session:
+            next_at = await outbox_posts.next_post_due_at(session)
+        return None if next_at is None else (next_at - utcnow()).total_seconds()
+
+    async def _send(self, post_id: int) -> bool:
+        async with self._sessions() as session:
+            post = await outbox_posts.get_post(session, post_id)
+            if post is None or post.status != "pending":
+                return True
+            if post.next_attempt_at is not None and post.next_attempt_at > utcnow():
+                return False
+            conversation = (await session.get(Conversation, post.conversation_id)
+                            if post.conversation_id else None)
+            args = self._resolve_args(post, conversation)
+            ref = str(args.get("ts", ""))
+            if ref.startswith(POST_REF):
+                target = (await session.execute(select(OutboxPost).where(
+                    OutboxPost.key == ref[len(POST_REF):]))).scalars().first()
+                if target is None or target.status == "failed":
+                    post.status = "failed"
+                    post.error = "referenced post was never sent"
+                    await session.commit()
+                    return True
+                if not target.slack_ts:
+                    return False  # sent after its target; the sweep retries
+                args["ts"] = target.slack_ts
+            if self._slack.is_held(args.get("channel")):
+                return False  # the support channel is shared: kept until it is internal again
+            look_first = post.maybe_sent
+            attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
+            await session.commit()
+            if attempt is None:
+                return False  # another sender has it, or it became not due
+            set_committed_value(post, "attempts", attempt)
+            try:
+                ts = await self._existing_post_ts(post, args) if look_first else None
+                if ts is None:
+                    ts = await self._call(post.method, args)
+            except Exception as error:  # noqa: BLE001 - every failure is recorded on the row
+                return await self._record_failure(session, post, conversation, error)
+            post.status = "sent"
+            post.slack_ts = ts
+            post.next_attempt_at = None
+            await self._apply_on_sent(session, post, conversation, ts)
+            await session.commit()
+            return True
+
+    def _resolve_args(self, post: OutboxPost, conversation: Conversation | None) -> dict[str, Any]:
+        args = dict(post.args)
+        if args.get("thread_ts") == SUPPORT_THREAD:
+            support_ts = conversation.support_thread_ts if conversation else None
+            if support_ts:
+                args["thread_ts"] = support_ts
+            else:
+                args.pop("thread_ts")
+        if post.method == "chat.postMessage":
+            args["metadata"] = {"event_type": METADATA_EVENT_TYPE,
+                                "event_payload": {"outbox_key": post.key}}
+        return args
+
+    async def _existing_post_ts(self, post: OutboxPost, args: dict[str, Any]) -> str | None:
+        """The ts of this post if an earlier attempt reached Slack, found by its outbox key."""
+        if post.method != "chat.postMessage":
+            return None
+        if args.get("thread_ts"):
+            found = await self._slack.thread_replies(channel=args["channel"],
+                                                     ts=args["thread_ts"])
+        else:
+            found = await self._slack.channel_history(
+                channel=args["channel"], oldest=post.created_at.timestamp() - 60)
+        for message in found:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("outbox_key") == post.key:
+                return str(message["ts"])
+        return None
+
+    async def _call(self, method: str, args: dict[str, Any]) -> str | None:
+        """One Web API call; raises what Slack refused, except refusals that mean "done"."""
+        client = self._slack.client
+        try:
+            if method == "chat.postMessage":
+                return str((await client.chat_postMessage(**args))["ts"])
+            if method == "chat.update":
+                return str((await client.chat_update(**args)).get("ts", args.get("ts")))
+            if method == "chat.delete":
+                await client.chat_delete(channel=args["channel"], ts=args["ts"])
+                return str(args["ts"])
+            if method == "reactions.add":
+                await client.reactions_add(channel=args["channel"], timestamp=args["ts"],
+                                           name=args["name"])
+                return None
+            if method == "reactions.remove":
+                await client.reactions_remove(channel=args["channel"], timestamp=args["ts"],
+                                              name=args["name"])
+                return None
+        except SlackApiError as error:
+            if slack_error_code(error) in ALREADY_DONE.get(method, ()):
+                return str(args.get("ts")) if method == "chat.delete" else None
+            raise
+        raise ValueError(f"outbox: unsupported method {method}")
+
+    async def _apply_on_sent(self, session: AsyncSession, post: OutboxPost,
+                             conversation: Conversation | None, ts: str | None) -> None:
+        on_sent = post.on_sent or {}
+        if not ts:
+            return
+        if on_sent.get("support_thread") and conversation and not conversation.support_thread_ts:
+            conversation.support_thread_ts = ts
+        if message_id := on_sent.get("message_id"):
+            message = await session.get(Message, message_id)
+            if message and not message.slack_ts:
+                message.slack_ts = ts
+        for request_id in on_sent.get("human_request_ids", []):
+            request = await session.get(HumanRequest, request_id)
+            if request and not request.support_ts:
+                request.support_ts = ts
+
+    async def _record_failure(self, session: AsyncSession, post: OutboxPost,
+                              conversation: Conversation | None, error: Exception) -> bool:
+        failure = failure_of(error)
+        post.error = failure.code
+        expired = utcnow() - post.created_at > self._retry_for
+        give_up = failure.permanent or expired
+        if give_up:
+            post.status = "failed"
+            post.next_attempt_at = None
+        else:
+            post.next_attempt_at = utcnow() + backoff(post.attempts, failure.retry_after)
+            post.maybe_sent = failure.may_have_reached_slack
+        log.warning("outbox post %s (%s) attempt %s failed: %s%s", post.id, post.method,
+                    post.attempts, failure.code,
+                    " (giving up)" if give_up else f" (retry at {post.next_attempt_at:%H:%M:%S})")
+        if give_up and not post.key.startswith(STAFF_NOTICE_PREFIX):
+            await self._queue_staff_notice(session, post, conversation, failure.code, expired)
+        await session.commit()
+        return give_up  # a dropped post must not block the ones after it
+
+    async def _queue_staff_notice(self, session: AsyncSession, post: OutboxPost,
+                                  conversation: Conversation | None, code: str,
+                                  expired: bool) -> None:
+        """Tell staff, through the outbox itself (so the notice survives Slack's hiccups too)."""
+        reason = texts.slack_post_expired(code, self._retry_for) if expired else code
+        key = f"{STAFF_NOTICE_PREFIX}{post.key}"
+        if conversation is None:
+            await self._posts.to_support_channel(
+                session, texts.slack_post_failed_staff(None, reason), key=key)
+        else:
+            await self._posts.to_case_thread(
+                session, conversation, texts.slack_post_failed_staff(
+                    conversation.case_number, reason), key=key)

@@ -1,0 +1,222 @@
+"""Claims conversations with open work and runs their items in order, one worker at a time.
+
+The lease lives on the conversation row (a conditional UPDATE that exactly one claimer wins, on
+SQLite and PostgreSQL alike), so one conversation is worked in order while different ones run in
+parallel, across tasks and replicas. Leases are short and renewed by a heartbeat while the work
+runs, so a crashed process's conversations are free again within seconds; a periodic sweep picks
+them up, and sends every due outbox post: after a crash or restart, recovery is the normal path.
+A database that cannot be reached is waited out: the sweep backs off and logs once, and work
+that failed for it does not count as an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.pipeline.outbox import Outbox
+from storage import conversations, work_items
+from storage.db import is_unavailable
+from storage.models import WorkItem, utcnow
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[WorkItem], Awaitable[None]]
+
+# A lease outlives a few missed heartbeats (a busy loop) but not a crash by much.
+LEASE = timedelta(seconds=15)
+HEARTBEAT_SECONDS = 3.0
+MAX_ATTEMPTS = 3
+OUTAGE_RETRY_SECONDS = 2.0
+MIN_SWEEP_SECONDS = 0.1
+MAX_SWEEP_BACKOFF_SECONDS = 30.0
+
+
+class Worker:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
+                 *, sweep_seconds: float = 5.0, concurrency: int = 8) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+        self._handlers: dict[str, Handler] = {}
+        self._owner = f"worker-{uuid.uuid4().hex[:12]}"
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._sweep_seconds = sweep_seconds
+        self._slots = asyncio.Semaphore(concurrency)
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.database_reachable = True
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def kick(self, conversation_id: int) -> None:
+        """Start draining a conversation's work now (no-op if this process already is)."""
+        if self._stopping:
+            return
+        task = self._running.get(conversation_id)
+        if task is not None and not task.done():
+            task.kicked = True  # type: ignore[attr-defined]
+            return
+        task = asyncio.create_task(self._drain(conversation_id), name=f"drain-{conversation_id}")
+        task.kicked = False  # type: ignore[attr-defined]
+        self._running[conversation_id] = task
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="work-sweep")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._sweeper:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        tasks = [t for t in self._running.values() if not t.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop_now(self) -> None:
+        """Stop at once, mid-item, as a crash would (tests use it to prove recovery)."""
+        self._stopping = True
+        tasks = [t for t in self._running.values() if not t.done()]
+        if self._sweeper:
+            tasks.append(self._sweeper)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until no conversation is being drained in this process (for tests, shutdown)."""
+        while tasks := [t for t in self._running.values() if not t.done()]:
+            await asyncio.wait(tasks)
+
+    async def sweep(self) -> float | None:
+        """Start work no live lease covers, and send every due post; returns the seconds until
+        the next post retry is due, if any."""
+        async with self._sessions() as session:
+            due = await conversations.conversations_with_open_work(session)
+        for conversation_id in due:
+            self.kick(conversation_id)
+        return await self._outbox.send_due()
+
+    async def _sweep_forever(self) -> None:
+        pause = self._sweep_seconds
+        while True:
+            try:
+                next_retry = await self.sweep()
+                if not self.database_reachable:
+                    log.warning("database reachable again; resuming work")
+                self.database_reachable = True
+                # Wake for the next post retry (Retry-After, back-off) if it comes sooner.
+                pause = min(self._sweep_seconds, max(MIN_SWEEP_SECONDS, next_retry or 1e9))
+            except Exception as error:
+                if not is_unavailable(error):
+                    log.exception("work sweep failed")
+                elif self.database_reachable:
+                    log.warning("database unreachable (%s); retrying with back-off",
+                                type(error).__name__)
+                    self.database_reachable = False
+                pause = min(MAX_SWEEP_BACKOFF_SECONDS, max(pause * 2, OUTAGE_RETRY_SECONDS))
+            await asyncio.sleep(pause)
+
+    async def _claim(self, conversation_id: int) -> bool:
+        async with self._sessions() as session:
+            claimed = await conversations.claim_conversation(
+                session, conversation_id=conversation_id, owner=self._owner, lease=LEASE)
+            await session.commit()
+            return claimed
+
+    async def _release(self, conversation_id: int) -> None:
+        async with self._sessions() as session:
+            await conversations.release_conversation(
+                session, conversation_id=conversation_id, owner=self._owner)
+            await session.commit()
+
+    async def _drain(self, conversation_id: int) -> None:
+        async with self._slots:
+            try:
+                await self._drain_claimed(conversation_id)
+            except Exception as error:
+                if is_unavailable(error):
+                    log.warning("conversation %s paused: database unreachable (%s)",
+                                conversation_id, type(error).__name__)
+                else:
+                    log.exception("draining conversation %s failed", conversation_id)
+
+    async def _drain_claimed(self, conversation_id: int) -> None:
+        while True:
+            if not await self._claim(conversation_id):
+                return  # another worker holds it; it re-checks after releasing
+            heartbeat = asyncio.create_task(self._renew(conversation_id))
+            try:
+                await self._run_items(conversation_id)
+            finally:
+                heartbeat.cancel()
+                await self._release_quietly(conversation_id)
+            async with self._sessions() as session:
+                if await work_items.next_open_work(session, conversation_id) is None:
+                    return
+
+    async def _release_quietly(self, conversation_id: int) -> None:
+        """Release the lease; if the database is away, the short lease lapses on its own."""
+        try:
+            await self._release(conversation_id)
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not release conversation %s (%s); its lease will lapse",
+                        conversation_id, type(error).__name__)
+
+    async def _renew(self, conversation_id: int) -> None:
+        """Heartbeat: keep the lease while the work runs."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                if not await self._claim(conversation_id):
+                    log.warning("lost the lease of conversation %s", conversation_id)
+            except Exception as error:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not renew the lease of conversation %s (%s)",
+                            conversation_id, type(error).__name__)
+
+    async def _run_items(self, conversation_id: int) -> None:
+        while True:
+            async with self._sessions() as session:
+                item = await work_items.next_open_work(session, conversation_id)
+                if item is None:
+                    break
+                item.attempts += 1
+                await session.commit()
+            await self._run_one(item)
+            if not await self._outbox.send_pending(conversation_id):
+                break  # a post must wait for Slack; the sweep retries it
+
+    async def _run_one(self, item: WorkItem) -> None:
+        handler = self._handlers.get(item.kind)
+        status, error, attempts, delay = "done", None, item.attempts, 0.0
+        try:
+            if handler is not None:
+                await handler(item)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if is_unavailable(exc):
+                # Not the item's fault: it does not use up an attempt.
+                log.warning("work item %s (%s) waits for the database: %s", item.id, item.kind,
+                            type(exc).__name__)
+                status, attempts, delay = "open", item.attempts - 1, OUTAGE_RETRY_SECONDS
+            else:
+                log.exception("work item %s (%s) failed", item.id, item.kind)
+                status = "failed" if item.attempts >= MAX_ATTEMPTS else "open"
+                delay = 5.0 * item.attempts
+        async with self._sessions() as session:
+            row = await session.get(WorkItem, item.id)
+            if row is not None:
+                row.status = status
+                row.error = error
+                row.attempts = attempts
+                if status == "open":
+                    row.not_before = utcnow() + timedelta(seconds=delay)
+                await session.commit()

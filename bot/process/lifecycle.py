@@ -1,0 +1,134 @@
+"""The running bot: migrate, warm up, connect to Slack (Socket Mode or HTTP), work, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.agent.model import warm_up
+from bot.config import AppConfig, ConfigError
+from bot.listeners.app import build_app
+from bot.process.http_server import build_web_app, start_site
+from bot.process.scheduler import FollowUpScheduler
+from bot.process.wiring import Services, build_services
+from bot.toolkit import texts
+from bot.toolkit.slack_api import slack_error_code
+from bot.usecases.followups import FollowUps
+from storage.migrate import upgrade_async
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningBot:
+    services: Services
+    app: AsyncApp
+    http_port: int | None = None
+    _runner: web.AppRunner | None = None
+    _socket: AsyncSocketModeHandler | None = None
+    scheduler: FollowUpScheduler | None = None
+
+    @property
+    def followups(self) -> FollowUps:
+        """The follow-up jobs (operators and tests run them by hand)."""
+        return self.services.followups
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.services.close()
+
+
+async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int | None = None,
+                    sweep_seconds: float = 5.0) -> RunningBot:
+    """Start every part and return once the bot is connected and serving."""
+    if migrate:
+        await upgrade_async(config.database.url)
+    await warm_up()
+    services = build_services(config, sweep_seconds=sweep_seconds)
+    try:
+        await check_slack_token(services)
+        await check_support_channel(services)
+    except ConfigError:
+        await services.close()
+        raise
+    app = build_app(services)
+    bot = RunningBot(services=services, app=app)
+    services.worker.start()
+    services.support_channel.start()
+    if config.slack.mode == "http":
+        web_app = build_web_app(
+            app, services.engine, path=config.slack.http.path,
+            signing_secret=config.slack.signing_secret.get_secret_value(),
+            workers_reach_database=lambda: services.worker.database_reachable)
+        port = config.slack.http.port if http_port is None else http_port
+        bot._runner, bot.http_port = await start_site(web_app, host=config.slack.http.host,
+                                                      port=port)
+        log.info("listening for Slack on http://%s:%s%s", config.slack.http.host,
+                 bot.http_port, config.slack.http.path)
+    else:
+        bot._socket = AsyncSocketModeHandler(app, config.slack.app_token.get_secret_value())
+        await bot._socket.connect_async()
+        log.info("connected to Slack in Socket Mode")
+    # Follow-ups due while the bot was down fire once, now; then every timers.check_every.
+    bot.scheduler = FollowUpScheduler(services.followups, services.engine, config.timers)
+    bot.scheduler.start()
+    return bot
+
+
+async def check_slack_token(services: Services) -> None:
+    """Fail at start-up, with the key to fix, when Slack refuses the token or cannot be reached."""
+    api_url = services.config.slack.api_url
+    try:
+        await services.slack.identity()
+    except SlackApiError as error:
+        raise ConfigError(
+            f"Slack refused slack.bot_token ({slack_error_code(error)}): check SLACK_BOT_TOKEN "
+            "(the Bot User OAuth Token, xoxb-...) and that the app is installed") from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise ConfigError(f"cannot reach Slack at slack.api_url={api_url}: {error}") from None
+
+
+async def check_support_channel(services: Services) -> None:
+    """Fail at start-up when the support channel is shared with another workspace (the bot
+    posts customer conversations there), or when Slack will not tell us whether it is."""
+    channel = services.config.channels.support
+    if not channel:
+        return
+    try:
+        teams = await services.support_channel.shared_with()
+    except SlackApiError as error:
+        raise ConfigError(texts.support_channel_unverifiable_at_start(
+            channel, slack_error_code(error))) from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise ConfigError(texts.support_channel_unverifiable_at_start(channel, str(error))
+                          ) from None
+    if teams is not None:
+        raise ConfigError(texts.support_channel_shared_at_start(channel, teams))
+
+
+async def run_forever(config: AppConfig) -> None:
+    """Run until SIGINT or SIGTERM, then stop cleanly: running turns finish or are left for
+    another replica (their leases expire), nothing recorded is lost."""
+    bot = await start_bot(config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+        log.info("stopping")
+    finally:
+        await bot.stop()

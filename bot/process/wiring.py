@@ -1,0 +1,135 @@
+"""Builds the bot's object graph from the configuration: one place where parts are wired."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.agent.loop import Agent
+from bot.agent.model import ModelClient
+from bot.agent.triage import build_router
+from bot.config import AppConfig
+from bot.pipeline.outbox import Outbox
+from bot.pipeline.worker import Worker
+from bot.toolkit.posts import PostQueue
+from bot.toolkit.slack_api import SlackGateway, make_web_client
+from bot.usecases.case_lookup import CaseLookup
+from bot.usecases.drafts import Drafts
+from bot.usecases.followups import FollowUps
+from bot.usecases.handoff import Handoff
+from bot.usecases.human_answers import HumanAnswers
+from bot.usecases.inbox import Inbox
+from bot.usecases.intake import Intake
+from bot.usecases.people import People
+from bot.usecases.reactions import Reactions
+from bot.usecases.staff_replies import StaffReplies
+from bot.usecases.support_channel import SupportChannel
+from storage.db import create_engine, create_session_factory
+from storage.models import WorkItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Every long-lived part of one bot process; listeners get only the parts they use."""
+
+    config: AppConfig
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    slack: SlackGateway
+    people: People
+    model: ModelClient
+    posts: PostQueue
+    outbox: Outbox
+    worker: Worker
+    agent: Agent
+    intake: Intake
+    human_answers: HumanAnswers
+    inbox: Inbox
+    handoff: Handoff
+    staff_replies: StaffReplies
+    cases: CaseLookup
+    drafts: Drafts
+    reactions: Reactions
+    support_channel: SupportChannel
+    followups: FollowUps
+
+    async def close(self) -> None:
+        await self.support_channel.stop()
+        await self.worker.stop()
+        await self.engine.dispose()
+
+
+def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services:
+    engine = create_engine(config.database.url)
+    sessions = create_session_factory(engine)
+    slack = SlackGateway(make_web_client(token=config.slack.bot_token.get_secret_value(),
+                                         api_url=config.slack.api_url))
+    posts = PostQueue(config.channels.support, config.channels.escalation)
+    people = People(config, slack)
+    model = ModelClient(config.llm)
+    # The outbox retries on its own terms (see bot/pipeline/outbox.py): no retries in the call.
+    outbox_slack = SlackGateway(make_web_client(
+        token=config.slack.bot_token.get_secret_value(), api_url=config.slack.api_url,
+        retries=0, timeout=15))
+    outbox = Outbox(sessions, outbox_slack, posts, retry_for=config.slack.retry_posts_for)
+    worker = Worker(sessions, outbox, sweep_seconds=sweep_seconds,
+                    concurrency=config.database.concurrency)
+    intake = Intake(sessions, posts)
+    answers = HumanAnswers(sessions, posts)
+    handoff = Handoff(config, sessions, answers, posts)
+    agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model))
+    inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
+                  human_answers=answers, worker=worker)
+    staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
+    cases = CaseLookup(config, sessions)
+    services = Services(config=config, engine=engine, sessions=sessions, slack=slack,
+                        people=people, model=model, posts=posts, outbox=outbox, worker=worker,
+                        agent=agent, intake=intake, human_answers=answers, inbox=inbox,
+                        handoff=handoff, staff_replies=staff_replies, cases=cases,
+                        drafts=Drafts(sessions, posts),
+                        reactions=Reactions(config, people, cases, handoff),
+                        support_channel=SupportChannel(config, slack, sessions, worker),
+                        followups=FollowUps(config, sessions, posts, answers, worker.kick))
+    # Posts to the support channel wait while it is shared, from either client.
+    slack.holds = outbox_slack.holds = services.support_channel.holds
+    _connect_staff_hooks(services)
+
+    async def respond(item: WorkItem) -> None:
+        await agent.step(item.conversation_id, upto_message_id=item.payload.get("message_id"))
+
+    async def flush(item: WorkItem) -> None:
+        return None  # the worker flushes the outbox after every item
+
+    worker.register("respond", respond)
+    worker.register("flush", flush)
+    return services
+
+
+def _connect_staff_hooks(services: Services) -> None:
+    """What staff write outside the askHuman flow: support-thread replies, their edits, and
+    direct answers in a customer's thread (which take the case over at once)."""
+
+    async def on_support_reply(conversation: Any, event: dict[str, Any], name: str) -> None:
+        conversation_id = await services.staff_replies.on_reply(conversation, event, name)
+        if conversation_id is not None:
+            services.worker.kick(conversation_id)
+
+    async def on_support_edit(event: dict[str, Any]) -> None:
+        conversation_id = await services.staff_replies.on_edit_or_delete(event)
+        if conversation_id is not None:
+            services.worker.kick(conversation_id)
+
+    async def on_staff_in_customer_thread(conversation_id: int, incoming: Any) -> None:
+        if await services.handoff.claim_unowned(
+                conversation_id, user_id=incoming.user_id,
+                reason="answered directly in the customer's thread"):
+            services.worker.kick(conversation_id)
+
+    services.inbox.support_reply_hooks.append(on_support_reply)
+    services.inbox.support_edit_hooks.append(on_support_edit)
+    services.inbox.staff_in_customer_thread_hooks.append(on_staff_in_customer_thread)

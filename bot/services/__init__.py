@@ -1,1 +1,0 @@
-"""Use cases: the only callers of storage and litellm. Listeners, jobs and the CLI call these."""

@@ -1,1 +1,0 @@
-"""Slack edge: Bolt app, listeners, Web API gateway, payload readers and Block Kit builders."""

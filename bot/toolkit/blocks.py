@@ -1,0 +1,189 @@
+"""Pure Block Kit builders (slack_sdk models); none touches the database or the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    SectionBlock,
+    UserSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.toolkit import texts
+from bot.toolkit.ids import (
+    CaseAction,
+    CaseView,
+    DraftAction,
+    RequestAction,
+    RequestView,
+    StaffReplyAction,
+)
+from bot.toolkit.mrkdwn import neutralise_mentions
+
+
+def thread_link(channel_id: str, ts: str, thread_ts: str | None = None) -> str:
+    """A link to a Slack message that works without knowing the workspace's domain."""
+    link = f"https://slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel_id}"
+    return link
+
+
+def _blocks(*blocks: Any) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def case_header_text(*, case_number: int, customer_name: str, channel_id: str,
+                     thread_ts: str) -> str:
+    link = thread_link(channel_id, thread_ts)
+    return (f"*{texts.case_label(case_number)}* · {neutralise_mentions(customer_name)} in "
+            f"<#{channel_id}> · "
+            f"<{link}|open the customer's thread>")
+
+
+def human_request_blocks(*, case_number: int, customer_name: str, channel_id: str,
+                         thread_ts: str, excerpt: list[str], request_id: int, number: int,
+                         question: str, first: bool) -> list[dict[str, Any]]:
+    """The support-channel post of one askHuman question (the first one opens the case)."""
+    blocks: list[Any] = []
+    if first:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=case_header_text(
+            case_number=case_number, customer_name=customer_name, channel_id=channel_id,
+            thread_ts=thread_ts))))
+        if excerpt:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
+    blocks.append(SectionBlock(text=MarkdownTextObject(
+        text=texts.human_request_question(number, question)[:2900])))
+    blocks.append(request_buttons(request_id, case_number))
+    hint = MarkdownTextObject(text=texts.human_request_answer_hint())
+    blocks.append(ContextBlock(elements=[hint]))
+    return _blocks(*blocks)
+
+
+def request_buttons(request_id: int, case_number: int) -> ActionsBlock:
+    value = str(request_id)
+    return ActionsBlock(block_id=f"request-{request_id}", elements=[
+        ButtonElement(text="Answer", action_id=RequestAction.answer, value=value, style="primary"),
+        ButtonElement(text="Let the bot answer", action_id=RequestAction.bot_answers, value=value),
+        ButtonElement(text="Cancel question", action_id=RequestAction.cancel, value=value,
+                      style="danger"),
+        ButtonElement(text="Take over", action_id=CaseAction.take, value=str(case_number)),
+    ])
+
+
+def case_buttons(case_number: int) -> ActionsBlock:
+    value = str(case_number)
+    return ActionsBlock(block_id=f"case-{case_number}", elements=[
+        ButtonElement(text="Take over", action_id=CaseAction.take, value=value, style="primary"),
+        ButtonElement(text="Return to bot", action_id=CaseAction.return_to_bot, value=value),
+        ButtonElement(text="Assign…", action_id=CaseAction.assign, value=value),
+    ])
+
+
+def case_card_blocks(*, case_number: int, customer_name: str, channel_id: str, thread_ts: str,
+                     reason: str, excerpt: list[str]) -> list[dict[str, Any]]:
+    """The first post of a case thread opened by a handoff, a router or a draft."""
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=case_header_text(
+        case_number=case_number, customer_name=customer_name, channel_id=channel_id,
+        thread_ts=thread_ts)))]
+    if excerpt:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=reason[:2900])]))
+    blocks.append(case_buttons(case_number))
+    return _blocks(*blocks)
+
+
+def draft_blocks(*, message_id: int, header: str, text: str) -> list[dict[str, Any]]:
+    """A model answer waiting for approval (`text` is mrkdwn; its mentions ping nobody)."""
+    value = str(message_id)
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=header)),
+        SectionBlock(text=MarkdownTextObject(text=neutralise_mentions(text)[:2900])),
+        ActionsBlock(block_id=f"draft-{message_id}", elements=[
+            ButtonElement(text="Send", action_id=DraftAction.send, value=value, style="primary"),
+            ButtonElement(text="Edit…", action_id=DraftAction.edit, value=value),
+            ButtonElement(text="Discard", action_id=DraftAction.discard, value=value,
+                          style="danger"),
+        ]),
+    )
+
+
+def outcome_blocks(*, header: str, text: str, outcome: str) -> list[dict[str, Any]]:
+    """A draft card once sent or discarded; the answer's mentions ping nobody."""
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=header)),
+        SectionBlock(text=MarkdownTextObject(text=neutralise_mentions(text)[:2900])),
+        ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
+    )
+
+
+def staff_reply_choice_blocks(*, prompt: str, value: str) -> list[dict[str, Any]]:
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=prompt)),
+        ActionsBlock(block_id="staff-reply-choice", elements=[
+            ButtonElement(text="Take over the case", action_id=StaffReplyAction.take_over,
+                          value=value, style="primary"),
+            ButtonElement(text="Send once as the agent", action_id=StaffReplyAction.send_once,
+                          value=value),
+            ButtonElement(text="Keep as internal note", action_id=StaffReplyAction.keep_note,
+                          value=value),
+        ]),
+    )
+
+
+def text_modal(*, callback_id: str, title: str, block_id: str, action_id: str, label: str,
+               initial: str, private_metadata: str, submit: str) -> dict[str, Any]:
+    return View(
+        type="modal", callback_id=callback_id, private_metadata=private_metadata,
+        title=title[:24], submit=submit, close="Cancel",
+        blocks=[InputBlock(block_id=block_id, label=label,
+                           element=PlainTextInputElement(action_id=action_id, multiline=True,
+                                                         initial_value=initial[:3000]))],
+    ).to_dict()
+
+
+def assign_modal(*, case_number: int) -> dict[str, Any]:
+    return View(
+        type="modal", callback_id=CaseView.assign_submit, private_metadata=str(case_number),
+        title=f"Assign case #{case_number}"[:24], submit="Assign", close="Cancel",
+        blocks=[InputBlock(block_id=CaseView.assign_block, label="Assign to",
+                           element=UserSelectElement(action_id=CaseView.assign_input))],
+    ).to_dict()
+
+
+def closed_request_blocks(*, number: int, question: str, outcome: str, case_number: int,
+                          header: str | None = None) -> list[dict[str, Any]]:
+    """What a request post becomes once answered, cancelled or expired: the question's
+    buttons go, the case's buttons stay, and a post that opened the case keeps its header."""
+    blocks: list[Any] = []
+    if header:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=header)))
+    blocks += [
+        SectionBlock(text=MarkdownTextObject(text=texts.human_request_question(number, question))),
+        ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
+        case_buttons(case_number),
+    ]
+    return _blocks(*blocks)
+
+
+def answer_modal(*, request_id: int, number: int, question: str,
+                 case_number: int) -> dict[str, Any]:
+    view = View(
+        type="modal", callback_id=RequestView.answer_submit, private_metadata=str(request_id),
+        title=f"Answer #{number}"[:24], submit="Send answer", close="Cancel",
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(
+                text=f"*{texts.case_label(case_number)}*\n{question}"[:2900])),
+            InputBlock(block_id=RequestView.answer_block, label="Your answer",
+                       element=PlainTextInputElement(action_id=RequestView.answer_input,
+                                                     multiline=True)),
+        ],
+    )
+    return view.to_dict()

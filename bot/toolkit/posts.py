@@ -1,0 +1,167 @@
+"""The outbox API: every post the bot makes in Slack is queued here, in the caller's transaction,
+under an idempotency key; `bot.pipeline.outbox` sends it later, exactly once and in order.
+
+Where a post goes is named, not spelled out: the customer's thread, the case's thread in the
+support channel (opened by the case card), the support channel itself, an update of an earlier
+post. A key that was queued before queues nothing (posts are idempotent on their keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.toolkit import texts
+from bot.toolkit.blocks import case_card_blocks
+from bot.toolkit.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
+from storage import outbox_posts, work_items
+from storage.models import Conversation, Message, OutboxPost
+
+SUPPORT_THREAD = "$support_thread"  # the case's support thread, known once its card is sent
+POST_REF = "$post:"  # `ts` of another outbox post, known once that one is sent
+METADATA_EVENT_TYPE = "support_bot_post"
+
+Blocks = list[dict[str, Any]]
+
+
+def post_ref(key: str) -> str:
+    """Refer to the ts of the post queued under `key` (sent earlier, in order)."""
+    return POST_REF + key
+
+
+def case_thread_key(conversation: Conversation) -> str:
+    """The key of the case card, the post that opens the case's support thread."""
+    return f"case:{conversation.id}"
+
+
+async def find_post(session: AsyncSession, key: str) -> OutboxPost | None:
+    return await outbox_posts.find_post(session, key)
+
+
+async def post_exists(session: AsyncSession, key: str) -> bool:
+    return await outbox_posts.find_post(session, key) is not None
+
+
+async def wake(session: AsyncSession, conversation_id: int) -> None:
+    """Have a worker send the conversation's queued posts (for posts queued outside its work)."""
+    await work_items.add_work(session, conversation_id=conversation_id, kind="flush")
+
+
+@dataclass(frozen=True)
+class PostQueue:
+    """Queues posts; knows the support channel so that callers never spell it out."""
+
+    support_channel: str
+    escalation_channel: str | None = None
+
+    # the customer's thread ---------------------------------------------------------------------
+    async def to_customer(self, session: AsyncSession, conversation: Conversation, text: str, *,
+                          key: str, message: Message | None = None,
+                          username: str | None = None, icon_url: str | None = None) -> None:
+        """One post in the customer's thread, as it is (staff words, the bot's notes)."""
+        args: dict[str, Any] = {"channel": conversation.channel_id,
+                                "thread_ts": conversation.thread_ts, "text": text}
+        if username:
+            args["username"] = username
+        if icon_url:
+            args["icon_url"] = icon_url
+        await outbox_posts.add_post(
+            session, key=key, method="chat.postMessage", conversation_id=conversation.id,
+            args=args, on_sent={"message_id": message.id} if message else None)
+
+    async def answer_customer(self, session: AsyncSession, conversation: Conversation,
+                              text: str, *, key: str, message: Message | None = None) -> None:
+        """The model's answer as mrkdwn, split into as many posts as Slack needs, in order. The
+        model may echo the customer's words, so its mentions are neutralised: they ping nobody."""
+        for index, chunk in enumerate(split_message(neutralise_mentions(to_mrkdwn(text)))):
+            await self.to_customer(session, conversation, chunk, key=f"{key}:{index}",
+                                   message=message)
+
+    async def clear_holding_reaction(self, session: AsyncSession, conversation: Conversation,
+                                     customer_ts: str | None, *, key: str) -> None:
+        """Remove the ⏳ reaction from the customer's message once they have an answer."""
+        if customer_ts:
+            await outbox_posts.add_post(
+                session, key=f"unreact:{conversation.id}:{customer_ts}:{key}",
+                method="reactions.remove", conversation_id=conversation.id,
+                args={"channel": conversation.channel_id, "ts": customer_ts,
+                      "name": texts.holding_reaction()})
+
+    # the support channel -----------------------------------------------------------------------
+    async def open_case_thread(self, session: AsyncSession, conversation: Conversation, *,
+                               reason: str, excerpt: list[str] | None = None) -> None:
+        """Queue the case card that opens the support thread, unless the case has one."""
+        key = case_thread_key(conversation)
+        if conversation.support_thread_ts or await post_exists(session, key):
+            return
+        await outbox_posts.add_post(
+            session, key=key, method="chat.postMessage", conversation_id=conversation.id,
+            on_sent={"support_thread": True},
+            args={"channel": self.support_channel,
+                  "text": f"{texts.case_label(conversation.case_number)}: {reason}",
+                  "blocks": case_card_blocks(
+                      case_number=conversation.case_number,
+                      customer_name=conversation.customer_name or "Customer",
+                      channel_id=conversation.channel_id, thread_ts=conversation.thread_ts,
+                      reason=reason, excerpt=excerpt or [])})
+
+    async def to_case_thread(self, session: AsyncSession, conversation: Conversation,
+                             text: str, *, key: str, blocks: Blocks | None = None,
+                             on_sent: dict[str, Any] | None = None) -> None:
+        """A post in the case's support thread (or at the top of the support channel while the
+        case has no thread yet: that post then opens it when `on_sent` says so)."""
+        args: dict[str, Any] = {"channel": self.support_channel, "thread_ts": SUPPORT_THREAD,
+                                "text": text}
+        if blocks:
+            args["blocks"] = blocks
+        await outbox_posts.add_post(session, key=key, method="chat.postMessage",
+                                    conversation_id=conversation.id, args=args, on_sent=on_sent)
+
+    async def note_in_case_thread(self, session: AsyncSession, conversation: Conversation,
+                                  text: str, *, key: str, blocks: Blocks | None = None) -> None:
+        """A note in the case's thread, queued once per key, sent by a worker soon."""
+        if await post_exists(session, key):
+            return
+        await self.to_case_thread(session, conversation, text, key=key, blocks=blocks)
+        await wake(session, conversation.id)
+
+    async def to_support_channel(self, session: AsyncSession, text: str, *, key: str,
+                                 conversation: Conversation | None = None) -> None:
+        """A top-level post in the support channel (a failure staff must see at once)."""
+        await outbox_posts.add_post(
+            session, key=key, method="chat.postMessage",
+            conversation_id=conversation.id if conversation else None,
+            args={"channel": self.support_channel, "text": text})
+
+    async def to_escalation_channel(self, session: AsyncSession, conversation: Conversation,
+                                    text: str, *, key: str) -> None:
+        await outbox_posts.add_post(
+            session, key=key, method="chat.postMessage", conversation_id=conversation.id,
+            args={"channel": self.escalation_channel or self.support_channel, "text": text})
+
+    # changes to earlier posts ------------------------------------------------------------------
+    async def update_support_post(self, session: AsyncSession, conversation_id: int, *,
+                                  key: str, of_key: str, ts: str | None, text: str,
+                                  blocks: Blocks | None = None) -> None:
+        """Replace a post of the support channel: by its ts, or once the post queued under
+        `of_key` is sent."""
+        args: dict[str, Any] = {"channel": self.support_channel, "ts": ts or post_ref(of_key),
+                                "text": text}
+        if blocks:
+            args["blocks"] = blocks
+        await outbox_posts.add_post(session, key=key, method="chat.update",
+                                    conversation_id=conversation_id, args=args)
+
+    async def update_post(self, session: AsyncSession, conversation_id: int, *, key: str,
+                          channel: str, ts: str, text: str) -> None:
+        await outbox_posts.add_post(session, key=key, method="chat.update",
+                                    conversation_id=conversation_id,
+                                    args={"channel": channel, "ts": ts, "text": text})
+
+    async def delete_post(self, session: AsyncSession, conversation_id: int, *, key: str,
+                          channel: str, ts: str) -> None:
+        await outbox_posts.add_post(session, key=key, method="chat.delete",
+                                    conversation_id=conversation_id,
+                                    args={"channel": channel, "ts": ts})

@@ -1,0 +1,98 @@
+"""The outbox's rows: Slack posts recorded before they are sent, claimed one attempt at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxPost, utcnow
+
+
+async def add_post(
+    session: AsyncSession, *, key: str, method: str, args: dict[str, Any],
+    conversation_id: int | None = None, on_sent: dict[str, Any] | None = None,
+) -> OutboxPost:
+    post = OutboxPost(key=key, method=method, args=args, conversation_id=conversation_id,
+                      on_sent=on_sent, status="pending", attempts=0)
+    session.add(post)
+    await session.flush()
+    return post
+
+
+async def pending_posts(session: AsyncSession, conversation_id: int | None) -> list[OutboxPost]:
+    query = select(OutboxPost).where(OutboxPost.status == "pending")
+    if conversation_id is None:
+        query = query.where(OutboxPost.conversation_id.is_(None))
+    else:
+        query = query.where(OutboxPost.conversation_id == conversation_id)
+    return list((await session.execute(query.order_by(OutboxPost.id))).scalars())
+
+
+async def get_post(session: AsyncSession, post_id: int) -> OutboxPost | None:
+    return await session.get(OutboxPost, post_id)
+
+
+def _due(now: datetime) -> Any:
+    return or_(OutboxPost.next_attempt_at.is_(None), OutboxPost.next_attempt_at <= now)
+
+
+async def claim_post(session: AsyncSession, post_id: int, *, hold: timedelta) -> int | None:
+    """Take a due pending post for one attempt: exactly one sender wins, and until `hold` has
+    passed nobody else tries it. Marks it as possibly sent, since the attempt may reach Slack
+    even if this process dies before it learns the answer. Returns the attempt's number, or
+    None when another sender has the post or it is not due."""
+    now = utcnow()
+    result = await session.execute(
+        update(OutboxPost)
+        .where(OutboxPost.id == post_id, OutboxPost.status == "pending", _due(now))
+        .values(attempts=OutboxPost.attempts + 1, next_attempt_at=now + hold, maybe_sent=True)
+        .returning(OutboxPost.attempts)
+        .execution_options(synchronize_session=False))
+    return result.scalar_one_or_none()
+
+
+async def conversations_with_due_posts(session: AsyncSession, *, limit: int = 100
+                                       ) -> list[int | None]:
+    """Conversations (None for posts outside any) whose oldest pending post is due now."""
+    now = utcnow()
+    heads = (select(OutboxPost.conversation_id, func.min(OutboxPost.id).label("head"))
+             .where(OutboxPost.status == "pending")
+             .group_by(OutboxPost.conversation_id).subquery())
+    rows = await session.execute(
+        select(heads.c.conversation_id)
+        .join(OutboxPost, OutboxPost.id == heads.c.head)
+        .where(_due(now))
+        .order_by(heads.c.head)
+        .limit(limit))
+    return list(rows.scalars())
+
+
+async def next_post_due_at(session: AsyncSession) -> datetime | None:
+    """When the earliest pending post that waits for a retry (or an attempt under way)
+    becomes due; posts already due are not counted."""
+    return (await session.execute(
+        select(func.min(OutboxPost.next_attempt_at))
+        .where(OutboxPost.status == "pending", OutboxPost.next_attempt_at > utcnow())
+    )).scalar_one_or_none()
+
+
+async def pending_posts_anywhere(session: AsyncSession) -> list[OutboxPost]:
+    """Every unsent post, of every conversation, oldest first."""
+    return list((await session.execute(
+        select(OutboxPost).where(OutboxPost.status == "pending").order_by(OutboxPost.id)
+    )).scalars())
+
+
+async def find_post(session: AsyncSession, key: str) -> OutboxPost | None:
+    return (await session.execute(
+        select(OutboxPost).where(OutboxPost.key == key))).scalars().first()
+
+
+async def prune_finished_posts(session: AsyncSession, *, older_than: datetime) -> int:
+    result = await session.execute(
+        delete(OutboxPost).where(OutboxPost.status != "pending",
+                                 OutboxPost.created_at < older_than))
+    return result.rowcount or 0
