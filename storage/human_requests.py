@@ -48,13 +48,6 @@ async def latest_unanswered_expired(session: AsyncSession,
     )).scalars().first()
 
 
-async def requests_of_message(session: AsyncSession, message_id: int) -> list[HumanRequest]:
-    rows = await session.execute(
-        select(HumanRequest).where(HumanRequest.message_id == message_id).order_by(HumanRequest.id)
-    )
-    return list(rows.scalars())
-
-
 async def get_request(session: AsyncSession, request_id: int) -> HumanRequest | None:
     return await session.get(HumanRequest, request_id)
 

@@ -94,15 +94,6 @@ async def list_history(session: AsyncSession, conversation_id: int) -> list[Mess
     return list(rows.scalars())
 
 
-async def find_message_by_slack_ts(
-    session: AsyncSession, *, conversation_id: int, slack_ts: str
-) -> Message | None:
-    return (await session.execute(
-        select(Message).where(Message.conversation_id == conversation_id,
-                              Message.slack_ts == slack_ts)
-    )).scalars().first()
-
-
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
     return await session.get(Message, message_id)
 

@@ -38,11 +38,6 @@ def event_team_id(body: dict[str, Any], event: dict[str, Any]) -> str:
     return str(body.get("team_id") or event.get("team") or "")
 
 
-def author_team_id(event: dict[str, Any]) -> str | None:
-    """The workspace of the message's author (differs from ours for Slack Connect guests)."""
-    return event.get("user_team") or event.get("team") or None
-
-
 def author_name_from_event(event: dict[str, Any]) -> str | None:
     """What the event itself says about its author (Slack Connect users may say little else)."""
     profile = event.get("user_profile") or {}

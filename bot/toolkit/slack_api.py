@@ -135,11 +135,6 @@ class SlackGateway:
         """Post even to a held channel: only for notices that carry no customer data."""
         await self.client.chat_postMessage(channel=channel, text=text)
 
-    async def update_message(self, **args: Any) -> dict[str, Any]:
-        self._refuse_held(args.get("channel"))
-        response = await self.client.chat_update(**args)
-        return dict(response.data)  # type: ignore[arg-type]
-
     async def post_ephemeral(self, *, channel: str, user: str, text: str,
                              thread_ts: str | None = None, blocks: Any = None) -> None:
         try:
@@ -155,13 +150,6 @@ class SlackGateway:
         except SlackApiError as error:
             if slack_error_code(error) != "already_reacted":
                 log.info("reactions.add %s failed: %s", name, slack_error_code(error))
-
-    async def remove_reaction(self, *, channel: str, ts: str, name: str) -> None:
-        try:
-            await self.client.reactions_remove(channel=channel, timestamp=ts, name=name)
-        except SlackApiError as error:
-            if slack_error_code(error) != "no_reaction":
-                log.info("reactions.remove %s failed: %s", name, slack_error_code(error))
 
     async def thread_replies(self, *, channel: str, ts: str) -> list[dict[str, Any]]:
         response = await self.client.conversations_replies(

@@ -28,9 +28,9 @@ _NUMBERED_REPLY = re.compile(r"^\s*#(\d+)\b[\s:,.-]*(.*)$", re.DOTALL)
 
 @dataclass(frozen=True)
 class Closed:
+    """A question closed by this call; its conversation has work for a worker."""
+
     conversation_id: int
-    request_number: int
-    continues: bool
 
 
 def parse_numbered_reply(text: str) -> tuple[int | None, str]:
@@ -173,7 +173,7 @@ class HumanAnswers:
             by_name=name)
         if not won and status == "answered" and answer and await self._answer_late(
                 session, request, answer, user_id, name):
-            return Closed(conversation_id, number, continues=False)
+            return Closed(conversation_id)
         if not won:
             await session.rollback()
             fresh = await human_requests.get_request(session, request_id)
@@ -183,9 +183,9 @@ class HumanAnswers:
         await self._store_result(session, request, result, user_id, name, human)
         await self._queue_closed_post(session, request, status, name, answer)
         conversation = await conversations.get_conversation(session, request.conversation_id)
-        continues = await self._after_close(session, conversation)
+        await self._after_close(session, conversation)
         await session.commit()
-        return Closed(request.conversation_id, request.number, continues=continues)
+        return Closed(request.conversation_id)
 
     async def _answer_late(self, session: AsyncSession, request: HumanRequest, answer: str,
                            user_id: str, name: str) -> bool:
