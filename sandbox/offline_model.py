@@ -4,8 +4,13 @@
 (`sandbox.model_steps`). Its behaviour, in order:
 
 1. If tool results came in after the latest user message (the model is being resumed):
-   - a result of `askHuman` -> it answers the customer with it: "Our team says: <result>"
-     (a JSON result's `answer` / `text` / `reply` field is used when present);
+   - a result of `askHuman` that is a staff member's answer -> it answers the customer with
+     it: "Our team says: <result>" (a JSON result's `answer` / `text` / `reply` field is used
+     when present);
+   - a result of `askHuman` that is the bot's instruction (JSON with `outcome` and
+     `instruction`: staff let the bot answer, cancelled the question, or nobody answered in
+     time) -> it follows it: it answers the question on its own (steps 3 and 5 below), or,
+     when nobody answered in time, tells the customer the team will follow up;
    - a result of `transferToHuman` -> "I've asked a member of our team to take over ...";
    - any other tool result -> a short answer quoting it.
 2. If the customer asks for a person ("human", "agent", "person", "representative",
@@ -90,6 +95,21 @@ def result_text(content: Any) -> str:
     return text if not isinstance(data, str) else data
 
 
+NO_ANSWER_YET = ("Our team hasn't answered this yet; they'll follow up in this thread as soon "
+                 "as they can.")
+
+
+def instruction_of(content: Any) -> str | None:
+    """The `outcome` of a tool result that is an instruction from the bot, not an answer."""
+    try:
+        data = json.loads(text_of(content))
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("instruction"), str):
+        return str(data.get("outcome") or "instruction")
+    return None
+
+
 def recent_tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(tool name, result text) of the tool results after the latest user message."""
     names: dict[str, str] = {}
@@ -104,6 +124,9 @@ def recent_tool_results(messages: list[dict[str, Any]]) -> list[tuple[str, str]]
                 names[str(call.get("id"))] = str((call.get("function") or {}).get("name"))
         elif role == "tool":
             name = names.get(str(message.get("tool_call_id")), str(message.get("name") or ""))
+            outcome = instruction_of(message.get("content"))
+            if outcome is not None:
+                name = f"{name}:{outcome}"
             results.append((name, result_text(message.get("content"))))
     return results
 
@@ -123,19 +146,25 @@ def respond(request: dict[str, Any]) -> Reply | ToolCalls:
     messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
     tools = offered_tools(request)
     results = recent_tool_results(messages)
-    if results:
-        human = [text for name, text in results if name == "askHuman"]
-        if human:
-            return Reply("Our team says: " + " ".join(human))
-        if any(name == "transferToHuman" for name, _ in results):
-            return Reply(TRANSFERRED)
-        return Reply("Here is what I found: " + " ".join(text for _, text in results))
     question = ""
     for message in reversed(messages):
         if message.get("role") == "user":
             question = MENTION.sub("", text_of(message.get("content"))).strip()
             break
     short = " ".join(question.split())[:300]
+    if results:
+        human = [text for name, text in results if name == "askHuman"]
+        if human:
+            return Reply("Our team says: " + " ".join(human))
+        if any(name == "transferToHuman" for name, _ in results):
+            return Reply(TRANSFERRED)
+        outcomes = {name.partition(":")[2] for name, _ in results
+                    if name.startswith("askHuman:")}
+        if "no_answer_in_time" in outcomes:
+            return Reply(NO_ANSWER_YET)
+        if outcomes:  # answer on our own: what we know, or the generic answer
+            return Reply(faq_answer(question) or GENERIC)
+        return Reply("Here is what I found: " + " ".join(text for _, text in results))
     if "transferToHuman" in tools and WANTS_PERSON.search(question):
         return ToolCalls([("transferToHuman",
                            {"reason": f"The customer asked to talk to a person: \"{short}\""})])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -147,19 +148,32 @@ def not_staff_answer() -> str:
     return "Only support staff can answer the bot's questions; your reply was not used."
 
 
+def instruction_result(outcome: str, instruction: str) -> str:
+    """An askHuman result that carries no person's answer, only what the model should do now.
+    JSON, so that any model (the offline one included) can tell it from a staff member's words
+    and never repeats it to the customer."""
+    return json.dumps({"outcome": outcome, "instruction": instruction})
+
+
 def bot_answers_alone_result(name: str) -> str:
-    return (f"Support staff member {name} asked you to answer on your own, without their help. "
-            "Answer as best you can and be honest about anything you are unsure of.")
+    return instruction_result(
+        "answer_on_your_own",
+        f"Support staff member {name} asked you to answer on your own, without their help. "
+        "Answer as best you can and be honest about anything you are unsure of.")
 
 
 def request_cancelled_result(name: str) -> str:
-    return (f"The question was cancelled by {name}; no human answer will come. Continue "
-            "without it and be honest with the customer about what you do not know.")
+    return instruction_result(
+        "cancelled",
+        f"The question was cancelled by {name}; no human answer will come. Continue "
+        "without it and be honest with the customer about what you do not know.")
 
 
 def request_expired_result() -> str:
-    return ("No human answered in time. Tell the customer honestly that the team has not "
-            "answered yet and will follow up in this thread; do not invent an answer.")
+    return instruction_result(
+        "no_answer_in_time",
+        "No human answered in time. Tell the customer honestly that the team has not "
+        "answered yet and will follow up in this thread; do not invent an answer.")
 
 
 def unknown_tool_result(name: str, known: list[str]) -> str:
@@ -175,7 +189,9 @@ def bad_arguments_result(name: str, raw: str, limit: int = 300) -> str:
 
 
 def took_over_result(name: str) -> str:
-    return f"A human support agent ({name}) took over the conversation; this question is closed."
+    return instruction_result(
+        "taken_over",
+        f"A human support agent ({name}) took over the conversation; this question is closed.")
 
 
 def customer_wrote_while_waiting(name: str, text: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 
 from bot.toolkit import texts
 from bot.toolkit.ids import RequestAction, RequestView
+from sandbox import offline_model
 from sandbox.model_server import Delay, Reply, ToolCalls
 from storage.models import Conversation, utcnow
 from tests.conftest import (
@@ -146,3 +147,17 @@ async def test_a_turn_interrupted_by_a_crash_is_resumed(start, slack, model):
         CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == "Resumed after the crash.")
     assert reply
     assert not [m for m in bot_posts(slack, CUSTOMERS, ts) if m["text"] == "never delivered"]
+
+
+async def test_let_the_bot_answer_makes_the_demo_model_answer_on_its_own(bot, slack, model):
+    """The offline demo model follows the instruction in the tool result: it answers the
+    customer itself and never repeats what staff told the bot."""
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
+    post = await slack.wait_for_message(SUPPORT)  # the offline model asks staff
+    await bot.services.worker.idle()
+    await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
+                             action_id=RequestAction.bot_answers, value="1")
+    answer = await slack.wait_for_message(
+        CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == offline_model.GENERIC)
+    assert "asked you to answer" not in answer["text"]
+    assert "Our team says" not in answer["text"]

@@ -14,6 +14,7 @@ import litellm
 import pytest
 from openai import AsyncOpenAI
 
+from bot.toolkit import texts
 from sandbox import offline_model
 from sandbox.hash_embeddings import cosine
 from sandbox.model_server import Delay, Error, ModelServer, Reply, ToolCalls
@@ -166,3 +167,23 @@ def test_offline_model_behaviour() -> None:
 async def test_offline_model_is_the_default(srv: ModelServer) -> None:
     response = await ask(srv, "How much does it cost?")
     assert "$10" in response.choices[0].message.content
+
+
+def resumed_with(result: str) -> dict[str, Any]:
+    return request("What are your opening hours for the Mars office?", ASK_HUMAN, extra=[
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "askHuman", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": result}])
+
+
+def test_offline_model_follows_the_bots_instructions_and_never_repeats_them() -> None:
+    alone = offline_model.respond(resumed_with(texts.bot_answers_alone_result("Sam")))
+    assert isinstance(alone, Reply) and "Monday to Friday" in alone.text  # answers on its own
+    cancelled = offline_model.respond(resumed_with(texts.request_cancelled_result("Sam")))
+    assert isinstance(cancelled, Reply) and "Monday to Friday" in cancelled.text
+    expired = offline_model.respond(resumed_with(texts.request_expired_result()))
+    assert expired == Reply(offline_model.NO_ANSWER_YET)
+    for reply in (alone, cancelled, expired):
+        assert "Sam" not in reply.text and "Our team says" not in reply.text
+        assert "instruction" not in reply.text
