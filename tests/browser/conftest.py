@@ -71,11 +71,14 @@ async def page(browser: Any, sandbox_site: RunningSandbox, request: pytest.Fixtu
     opened = await context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    # Console errors include resources the page could not load (a 404 favicon, a script).
+    opened.on("console", lambda message: errors.append(message.text)
+              if message.type == "error" else None)
     await opened.goto(sandbox_site.url)
     yield opened
     await screenshot(opened, f"last-{request.node.name}")  # where the test ended, for failures
     await context.close()
-    assert not errors, f"the page had JavaScript errors: {errors}"
+    assert not errors, f"the page had JavaScript or console errors: {errors}"
 
 
 async def screenshot(page: Any, name: str) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from sandbox.demo_workspace import ACME, SUPPORT
+from sandbox.demo_workspace import ACME, GLOBEX, SUPPORT
 from tests.browser.conftest import DOCS_SCREENSHOT, screenshot
 
 WAIT = 15_000  # ms; the bot answers in well under a second, this only bounds a failure
@@ -147,3 +147,21 @@ def test_chromium_is_installed() -> None:
     """The browser tests need Debian's chromium; say so plainly when it is missing."""
     assert shutil.which("chromium"), (
         "Debian's chromium is missing: apt-get install -y chromium (scripts/test does this)")
+
+
+async def test_a_laptop_screen_shows_every_channel_beside_an_open_thread(page: Any) -> None:
+    """At 1280 px with a thread open, the three channels and the thread are all on screen; at
+    1024 px too (narrower)."""
+    await act_as(page, "Carol")
+    await write(page, "Message #acme-support", "Do you ship to Mars?")
+    await act_as(page, "Sam")
+    for width, height in ((1280, 800), (1024, 768)):
+        await page.set_viewport_size({"width": width, "height": height})
+        await open_thread(page, ACME, "Do you ship to Mars?")
+        pane = await page.locator(".thread-pane").bounding_box()
+        assert pane is not None and pane["x"] + pane["width"] <= width + 1
+        for channel in (ACME, GLOBEX, SUPPORT):
+            box = await column(page, channel).bounding_box()
+            assert box is not None, channel
+            assert box["x"] >= 0 and box["x"] + box["width"] <= pane["x"] + 1, (width, channel)
+        await screenshot(page, f"sandbox-laptop-{width}")
