@@ -62,7 +62,7 @@ def human_request_blocks(*, case_number: int, customer_name: str, channel_id: st
     blocks.append(SectionBlock(text=MarkdownTextObject(
         text=texts.human_request_question(number, question)[:2900])))
     blocks.append(request_buttons(request_id, case_number))
-    hint = MarkdownTextObject(text=texts.human_request_answer_hint())
+    hint = MarkdownTextObject(text=texts.human_request_answer_hint(number))
     blocks.append(ContextBlock(elements=[hint]))
     return _blocks(*blocks)
 

@@ -122,9 +122,10 @@ def unreadable_question(raw: str, limit: int = 500) -> str:
     return f"(the model asked without a readable question)\n```{shown}```"
 
 
-def human_request_answer_hint() -> str:
-    return ("Reply in this thread to answer (start with `#2` to pick a question), "
-            "or use the buttons.")
+def human_request_answer_hint(number: int) -> str:
+    """How to answer one question; with several open, a reply names it by its own number."""
+    return (f"Reply in this thread to answer, or use the buttons. With several questions open, "
+            f"begin your reply with `#{number}` to answer this one (question #{number}).")
 
 
 def human_request_answered(number: int, name: str, answer: str) -> str:
