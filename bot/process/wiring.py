@@ -12,6 +12,7 @@ from bot.agent.loop import Agent
 from bot.agent.model import ModelClient
 from bot.agent.triage import build_router
 from bot.config import AppConfig
+from bot.listeners.app import ListenerParts
 from bot.pipeline.outbox import Outbox
 from bot.pipeline.worker import Worker
 from bot.toolkit.posts import PostQueue
@@ -57,6 +58,14 @@ class Services:
     reactions: Reactions
     support_channel: SupportChannel
     followups: FollowUps
+
+    def listener_parts(self) -> ListenerParts:
+        """The parts the Slack listeners call."""
+        return ListenerParts(
+            config=self.config, slack=self.slack, worker=self.worker, people=self.people,
+            inbox=self.inbox, human_answers=self.human_answers, handoff=self.handoff,
+            staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
+            reactions=self.reactions, support_channel=self.support_channel)
 
     async def close(self) -> None:
         await self.support_channel.stop()
