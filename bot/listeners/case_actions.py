@@ -1,6 +1,9 @@
 """Buttons on case posts (take over, return to bot, assign), on the private "what did you
 mean?" question about a staff reply, and on draft answers. Every click re-checks that the
-clicker is staff and that the case or draft is still in the state the button was drawn for."""
+clicker is staff. *Take over* re-checks that the case is still with the assignee its card was
+drawn for, so an old card never silently takes a case from someone; returning to the bot and
+assigning name the next owner on purpose and work from any card. Draft buttons re-check that
+the draft is still waiting."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from bot.listeners.guard import require_staff, tell
 from bot.pipeline.worker import Worker
 from bot.toolkit import texts
 from bot.toolkit.blocks import assign_modal, text_modal
-from bot.toolkit.ids import CaseAction, DraftAction, DraftView, StaffReplyAction
+from bot.toolkit.ids import CaseAction, CaseButtonValue, DraftAction, DraftView, StaffReplyAction
 from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.drafts import Drafts
 from bot.usecases.handoff import Handoff
@@ -35,15 +38,17 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway, handoff: Han
             worker.kick(conversation_id)
 
     def assign_on_click(to_clicker: bool, reason: str) -> Any:
-        """A button that gives the case to the clicker, or back to the bot."""
+        """A button that gives the case to the clicker (only from the assignee its card was
+        drawn for), or back to the bot."""
 
         async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
+            value = CaseButtonValue.decode(action["value"])
 
             async def assign(user_id: str, _name: str) -> int:
                 changed = await handoff.assign(
-                    case_number=int(action["value"]), to=user_id if to_clicker else "bot",
-                    by=user_id, reason=reason)
+                    case_number=value.case_number, to=user_id if to_clicker else "bot",
+                    by=user_id, reason=reason, expect=value.drawn_for if to_clicker else None)
                 return changed.conversation_id
 
             await guarded(body, assign)
@@ -55,8 +60,9 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway, handoff: Han
         await ack()
 
         async def open_modal(_user_id: str, _name: str) -> None:
+            case_number = CaseButtonValue.decode(action["value"]).case_number
             await slack.open_view(trigger_id=body["trigger_id"],
-                                  view=assign_modal(case_number=int(action["value"])))
+                                  view=assign_modal(case_number=case_number))
 
         await guarded(body, open_modal)
 

@@ -252,4 +252,5 @@ class HumanAnswers:
             of_key=f"ask:{request.id}", ts=request.support_ts, text=outcome,
             blocks=closed_request_blocks(
                 number=request.number, question=request.question, outcome=outcome,
-                case_number=conversation.case_number, header=header))
+                case_number=conversation.case_number, drawn_for=conversation.assignee,
+                header=header))
