@@ -352,7 +352,7 @@ class Agent:
                 channel_id=conversation.channel_id, thread_ts=conversation.thread_ts,
                 excerpt=conversation_excerpt(history) if opens_thread else [],
                 request_id=request.id, number=request.number, question=request.question,
-                first=opens_thread,
+                first=opens_thread, drawn_for=conversation.assignee,
             )
             await self._posts.to_case_thread(
                 session, conversation,

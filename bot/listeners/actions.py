@@ -6,67 +6,50 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.errors import NotStaff, UserFacingError
-from bot.process.wiring import Services
+from bot.errors import UserFacingError
+from bot.listeners.guard import require_staff, tell
+from bot.pipeline.worker import Worker
 from bot.toolkit.blocks import answer_modal
 from bot.toolkit.ids import RequestAction
-from storage import conversations, human_requests
+from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.human_answers import HumanAnswers
+from bot.usecases.people import People
 
 
-async def require_staff(services: Services, user_id: str) -> str:
-    """The staff member's display name, or NotStaff."""
-    if not await services.people.is_staff(user_id):
-        raise NotStaff("Only support staff can do this; nothing was changed.")
-    return await services.people.name(user_id)
-
-
-async def tell(services: Services, body: dict[str, Any], text: str) -> None:
-    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-    user = (body.get("user") or {}).get("id") or body.get("user_id")
-    message = body.get("message") or {}
-    if channel and user:
-        await services.slack.post_ephemeral(channel=channel, user=user, text=text,
-                                            thread_ts=message.get("thread_ts"))
-
-
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, *, people: People, slack: SlackGateway,
+             human_answers: HumanAnswers, worker: Worker) -> None:
     async def on_answer_button_click(ack: AsyncAck, body: dict[str, Any],
                                      action: dict[str, Any]) -> None:
         await ack()
         try:
-            await require_staff(services, body["user"]["id"])
-            async with services.sessions() as session:
-                request = await human_requests.get_request(session, int(action["value"]))
-                if request is None or request.status != "pending":
-                    raise UserFacingError("That question is no longer waiting for an answer.")
-                conversation = await conversations.get_conversation(session,
-                                                                     request.conversation_id)
-                view = answer_modal(request_id=request.id, number=request.number,
-                                    question=request.question,
-                                    case_number=conversation.case_number)
-            await services.slack.open_view(trigger_id=body["trigger_id"], view=view)
+            await require_staff(people, body["user"]["id"])
+            form = await human_answers.answer_form(int(action["value"]))
         except UserFacingError as error:
-            await tell(services, body, str(error))
+            await tell(slack, body, str(error))
+            return
+        await slack.open_view(trigger_id=body["trigger_id"], view=answer_modal(
+            request_id=form.request_id, number=form.number, question=form.question,
+            case_number=form.case_number))
 
     async def on_bot_answers_button_click(ack: AsyncAck, body: dict[str, Any],
                                           action: dict[str, Any]) -> None:
         await ack()
-        await _close(body, action, services.human_answers.let_bot_answer)
+        await _close(body, action, human_answers.let_bot_answer)
 
     async def on_cancel_button_click(ack: AsyncAck, body: dict[str, Any],
                                      action: dict[str, Any]) -> None:
         await ack()
-        await _close(body, action, services.human_answers.cancel)
+        await _close(body, action, human_answers.cancel)
 
     async def _close(body: dict[str, Any], action: dict[str, Any], operation: Any) -> None:
         try:
-            name = await require_staff(services, body["user"]["id"])
+            name = await require_staff(people, body["user"]["id"])
             closed = await operation(request_id=int(action["value"]), user_id=body["user"]["id"],
                                      name=name)
         except UserFacingError as error:
-            await tell(services, body, str(error))
+            await tell(slack, body, str(error))
             return
-        services.worker.kick(closed.conversation_id)
+        worker.kick(closed.conversation_id)
 
     app.action(RequestAction.answer.value)(on_answer_button_click)
     app.action(RequestAction.bot_answers.value)(on_bot_answers_button_click)

@@ -4,22 +4,52 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.config import AppConfig
 from bot.listeners import actions, case_actions, commands, events, shortcuts, views
 from bot.listeners.middleware import clean_strings
-from bot.process.wiring import Services
+from bot.pipeline.worker import Worker
+from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.case_lookup import CaseLookup
+from bot.usecases.drafts import Drafts
+from bot.usecases.handoff import Handoff
+from bot.usecases.human_answers import HumanAnswers
+from bot.usecases.inbox import Inbox
+from bot.usecases.people import People
+from bot.usecases.reactions import Reactions
+from bot.usecases.staff_replies import StaffReplies
+from bot.usecases.support_channel import SupportChannel
 
 log = logging.getLogger(__name__)
 
 
-def build_app(services: Services) -> AsyncApp:
-    config = services.config
+@dataclass(frozen=True)
+class ListenerParts:
+    """What the Slack edge calls; each listener module is handed only the parts it uses."""
+
+    config: AppConfig
+    slack: SlackGateway
+    worker: Worker
+    people: People
+    inbox: Inbox
+    human_answers: HumanAnswers
+    handoff: Handoff
+    staff_replies: StaffReplies
+    cases: CaseLookup
+    drafts: Drafts
+    reactions: Reactions
+    support_channel: SupportChannel
+
+
+def build_app(parts: ListenerParts) -> AsyncApp:
+    config = parts.config
     http = config.slack.mode == "http"
     app = AsyncApp(
-        client=services.slack.client,
+        client=parts.slack.client,
         signing_secret=config.slack.signing_secret.get_secret_value() if http else None,
         request_verification_enabled=http,
         # Record first, then acknowledge: the listener only writes the event down and kicks
@@ -34,10 +64,22 @@ def build_app(services: Services) -> AsyncApp:
         log.error("unhandled error %s on %s", error_id, body.get("type"), exc_info=error)
 
     app.middleware(clean_strings)
-    events.register(app, services)
-    actions.register(app, services)
-    views.register(app, services)
-    case_actions.register(app, services)
-    commands.register(app, services)
-    shortcuts.register(app, services)
+    _register_all(app, parts)
     return app
+
+
+def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
+    p = parts
+    events.register(app, support_channel_id=p.config.channels.support, inbox=p.inbox,
+                    people=p.people, support_channel=p.support_channel, reactions=p.reactions,
+                    worker=p.worker)
+    actions.register(app, people=p.people, slack=p.slack, human_answers=p.human_answers,
+                     worker=p.worker)
+    views.register(app, people=p.people, human_answers=p.human_answers, handoff=p.handoff,
+                   drafts=p.drafts, worker=p.worker)
+    case_actions.register(app, people=p.people, slack=p.slack, handoff=p.handoff,
+                          staff_replies=p.staff_replies, drafts=p.drafts, worker=p.worker)
+    commands.register(app, command_name=p.config.slack.command, people=p.people,
+                      handoff=p.handoff, worker=p.worker)
+    shortcuts.register(app, people=p.people, slack=p.slack, cases=p.cases, handoff=p.handoff,
+                       worker=p.worker)

@@ -1,6 +1,9 @@
 """Buttons on case posts (take over, return to bot, assign), on the private "what did you
 mean?" question about a staff reply, and on draft answers. Every click re-checks that the
-clicker is staff and that the case or draft is still in the state the button was drawn for."""
+clicker is staff. *Take over* re-checks that the case is still with the assignee its card was
+drawn for, so an old card never silently takes a case from someone; returning to the bot and
+assigning name the next owner on purpose and work from any card. Draft buttons re-check that
+the draft is still waiting."""
 
 from __future__ import annotations
 
@@ -10,34 +13,42 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.errors import UserFacingError
-from bot.listeners.actions import require_staff, tell
-from bot.process.wiring import Services
+from bot.listeners.guard import require_staff, tell
+from bot.pipeline.worker import Worker
 from bot.toolkit import texts
 from bot.toolkit.blocks import assign_modal, text_modal
-from bot.toolkit.ids import CaseAction, DraftAction, DraftView, StaffReplyAction
+from bot.toolkit.ids import CaseAction, CaseButtonValue, DraftAction, DraftView, StaffReplyAction
+from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.drafts import Drafts
+from bot.usecases.handoff import Handoff
+from bot.usecases.people import People
+from bot.usecases.staff_replies import StaffReplies
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, *, people: People, slack: SlackGateway, handoff: Handoff,
+             staff_replies: StaffReplies, drafts: Drafts, worker: Worker) -> None:
     async def guarded(body: dict[str, Any], operation: Any) -> None:
         try:
-            name = await require_staff(services, body["user"]["id"])
+            name = await require_staff(people, body["user"]["id"])
             conversation_id = await operation(body["user"]["id"], name)
         except UserFacingError as error:
-            await tell(services, body, str(error))
+            await tell(slack, body, str(error))
             return
         if conversation_id:
-            services.worker.kick(conversation_id)
+            worker.kick(conversation_id)
 
     def assign_on_click(to_clicker: bool, reason: str) -> Any:
-        """A button that gives the case to the clicker, or back to the bot."""
+        """A button that gives the case to the clicker (only from the assignee its card was
+        drawn for), or back to the bot."""
 
         async def on_click(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
+            value = CaseButtonValue.decode(action["value"])
 
             async def assign(user_id: str, _name: str) -> int:
-                changed = await services.handoff.assign(
-                    case_number=int(action["value"]), to=user_id if to_clicker else "bot",
-                    by=user_id, reason=reason)
+                changed = await handoff.assign(
+                    case_number=value.case_number, to=user_id if to_clicker else "bot",
+                    by=user_id, reason=reason, expect=value.drawn_for if to_clicker else None)
                 return changed.conversation_id
 
             await guarded(body, assign)
@@ -49,8 +60,9 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
 
         async def open_modal(_user_id: str, _name: str) -> None:
-            await services.slack.open_view(trigger_id=body["trigger_id"],
-                                           view=assign_modal(case_number=int(action["value"])))
+            case_number = CaseButtonValue.decode(action["value"]).case_number
+            await slack.open_view(trigger_id=body["trigger_id"],
+                                  view=assign_modal(case_number=case_number))
 
         await guarded(body, open_modal)
 
@@ -63,15 +75,14 @@ def register(app: AsyncApp, services: Services) -> None:
             if action["action_id"] == StaffReplyAction.keep_note:
                 await respond(text=texts.kept_as_note(), replace_original=True)
                 return None
-            text = await services.staff_replies.original_text(thread_ts=choice["t"],
-                                                              ts=choice["ts"])
+            text = await staff_replies.original_text(thread_ts=choice["t"], ts=choice["ts"])
             if text is None:
                 raise UserFacingError("That reply no longer exists; nothing was sent.")
             if action["action_id"] == StaffReplyAction.take_over:
-                await services.handoff.claim_unowned(choice["c"], user_id=user_id,
-                                                     reason="took over from a support reply")
-            await services.staff_replies.relay(choice["c"], text=text, user_id=user_id,
-                                               name=name, support_ts=choice["ts"])
+                await handoff.claim_unowned(choice["c"], user_id=user_id,
+                                            reason="took over from a support reply")
+            await staff_replies.relay(choice["c"], text=text, user_id=user_id, name=name,
+                                      support_ts=choice["ts"])
             await respond(text="Sent to the customer.", replace_original=True)
             return int(choice["c"])
 
@@ -82,8 +93,8 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
 
         async def send(user_id: str, name: str) -> int:
-            return await services.drafts.send(message_id=int(action["value"]),
-                                              user_id=user_id, name=name)
+            return await drafts.send(message_id=int(action["value"]), user_id=user_id,
+                                     name=name)
 
         await guarded(body, send)
 
@@ -92,7 +103,7 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
 
         async def discard(_user_id: str, name: str) -> int:
-            return await services.drafts.discard(message_id=int(action["value"]), name=name)
+            return await drafts.discard(message_id=int(action["value"]), name=name)
 
         await guarded(body, discard)
 
@@ -101,8 +112,8 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
 
         async def open_editor(_user_id: str, _name: str) -> None:
-            text = await services.drafts.text_of(int(action["value"]))
-            await services.slack.open_view(trigger_id=body["trigger_id"], view=text_modal(
+            text = await drafts.text_of(int(action["value"]))
+            await slack.open_view(trigger_id=body["trigger_id"], view=text_modal(
                 callback_id=DraftView.edit_submit, title="Edit draft",
                 block_id=DraftView.edit_block, action_id=DraftView.edit_input,
                 label="Answer to the customer", initial=text,

@@ -9,9 +9,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import BadCommand, UserFacingError
-from bot.process.wiring import Services
+from bot.pipeline.worker import Worker
 from bot.toolkit import texts
-from bot.usecases.handoff import parse_case_number
+from bot.usecases.handoff import Handoff, parse_case_number
+from bot.usecases.people import People
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 
@@ -44,12 +45,11 @@ def parse_command(text: str, command: str) -> Command:
                      + texts.usage(command))
 
 
-async def run_command(services: Services, parsed: Command, *, user_id: str,
-                      command: str) -> str:
-    handoff = services.handoff
+async def run_command(parsed: Command, *, user_id: str, command: str, people: People,
+                      handoff: Handoff, worker: Worker) -> str:
     if parsed.verb == "help":
         return texts.usage(command)
-    if not await services.people.is_staff(user_id):
+    if not await people.is_staff(user_id):
         return texts.not_staff()
     if parsed.verb == "list":
         return await handoff.list_open()
@@ -67,22 +67,21 @@ async def run_command(services: Services, parsed: Command, *, user_id: str,
         changed = await handoff.assign(case_number=number, to="bot", by=user_id,
                                        reason=f"{command} bot")
     else:
-        if not await services.people.is_staff(parsed.user_id):
+        if not await people.is_staff(parsed.user_id):
             raise BadCommand(f"<@{parsed.user_id}> is not on the support team.")
         changed = await handoff.assign(case_number=number, to=parsed.user_id or "", by=user_id,
                                        reason=f"{command} assign")
-    services.worker.kick(changed.conversation_id)
+    worker.kick(changed.conversation_id)
     return f"Done: case #{changed.case_number} → {texts.who(changed.assignee)}."
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    command_name = services.config.slack.command
-
+def register(app: AsyncApp, *, command_name: str, people: People, handoff: Handoff,
+             worker: Worker) -> None:
     async def on_handoff_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         try:
             parsed = parse_command(command.get("text", ""), command_name)
-            reply = await run_command(services, parsed, user_id=command["user_id"],
-                                      command=command_name)
+            reply = await run_command(parsed, user_id=command["user_id"], command=command_name,
+                                      people=people, handoff=handoff, worker=worker)
         except UserFacingError as error:
             reply = str(error)
         await ack(text=reply, response_type="ephemeral")

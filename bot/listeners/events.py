@@ -1,4 +1,4 @@
-"""Event listeners: messages, mentions and reactions become calls on services."""
+"""Event listeners: messages, mentions and reactions become calls on use cases."""
 
 from __future__ import annotations
 
@@ -6,32 +6,37 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.process.wiring import Services
+from bot.pipeline.worker import Worker
+from bot.usecases.inbox import Inbox
+from bot.usecases.people import People
+from bot.usecases.reactions import Reactions
+from bot.usecases.support_channel import SupportChannel
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, *, support_channel_id: str, inbox: Inbox, people: People,
+             support_channel: SupportChannel, reactions: Reactions, worker: Worker) -> None:
     async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
-        await services.inbox.on_message_event(body, event)
+        await inbox.on_message_event(body, event)
 
     async def on_app_mention(body: dict[str, Any], event: dict[str, Any]) -> None:
         # Slack delivers a mention both as `message` and `app_mention`; the inbox
         # de-duplicates by message, so handling both is safe and loses nothing.
-        await services.inbox.on_message_event(body, event)
+        await inbox.on_message_event(body, event)
 
     async def on_member_change(event: dict[str, Any]) -> None:
-        if event.get("channel") == services.config.channels.support:
-            services.people.forget_staff()
+        if event.get("channel") == support_channel_id:
+            people.forget_staff()
 
     async def on_channel_shared(event: dict[str, Any]) -> None:
-        await services.support_channel.on_channel_shared(event)
+        await support_channel.on_channel_shared(event)
 
     async def on_channel_unshared(event: dict[str, Any]) -> None:
-        await services.support_channel.on_channel_unshared(event)
+        await support_channel.on_channel_unshared(event)
 
     async def on_reaction_added(event: dict[str, Any]) -> None:
-        conversation_id = await services.reactions.on_reaction(event)
+        conversation_id = await reactions.on_reaction(event)
         if conversation_id is not None:
-            services.worker.kick(conversation_id)
+            worker.kick(conversation_id)
 
     async def on_reaction_removed() -> None:
         return None

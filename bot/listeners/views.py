@@ -7,9 +7,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import BadCommand, UserFacingError
-from bot.listeners.actions import require_staff
-from bot.process.wiring import Services
+from bot.listeners.guard import require_staff
+from bot.pipeline.worker import Worker
 from bot.toolkit.ids import CaseView, DraftView, RequestView
+from bot.usecases.drafts import Drafts
+from bot.usecases.handoff import Handoff
+from bot.usecases.human_answers import HumanAnswers
+from bot.usecases.people import People
 
 
 def submitted_text(view: dict[str, Any], block_id: str, action_id: str) -> str:
@@ -17,7 +21,8 @@ def submitted_text(view: dict[str, Any], block_id: str, action_id: str) -> str:
     return str((values.get(block_id, {}).get(action_id, {}) or {}).get("value") or "").strip()
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, *, people: People, human_answers: HumanAnswers, handoff: Handoff,
+             drafts: Drafts, worker: Worker) -> None:
     async def on_answer_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         text = submitted_text(view, RequestView.answer_block, RequestView.answer_input)
         if not text:
@@ -26,15 +31,15 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         user_id = body["user"]["id"]
         try:
-            name = await require_staff(services, user_id)
-            closed = await services.human_answers.answer(
+            name = await require_staff(people, user_id)
+            closed = await human_answers.answer(
                 request_id=int(view["private_metadata"]), text=text, user_id=user_id, name=name)
         except UserFacingError as error:
             await ack(response_action="errors",
                       errors={RequestView.answer_block.value: str(error)[:150]})
             return
         await ack()
-        services.worker.kick(closed.conversation_id)
+        worker.kick(closed.conversation_id)
 
     async def on_assign_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
                                ) -> None:
@@ -43,10 +48,10 @@ def register(app: AsyncApp, services: Services) -> None:
                   or {}).get("selected_user")
         user_id = body["user"]["id"]
         try:
-            await require_staff(services, user_id)
-            if not chosen or not await services.people.is_staff(chosen):
+            await require_staff(people, user_id)
+            if not chosen or not await people.is_staff(chosen):
                 raise BadCommand("Pick someone on the support team.")
-            changed = await services.handoff.assign(
+            changed = await handoff.assign(
                 case_number=int(view["private_metadata"]), to=chosen, by=user_id,
                 reason="Assign button")
         except UserFacingError as error:
@@ -54,24 +59,24 @@ def register(app: AsyncApp, services: Services) -> None:
                       errors={CaseView.assign_block.value: str(error)[:150]})
             return
         await ack()
-        services.worker.kick(changed.conversation_id)
+        worker.kick(changed.conversation_id)
 
     async def on_draft_edit_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
                                    ) -> None:
         text = submitted_text(view, DraftView.edit_block, DraftView.edit_input)
         user_id = body["user"]["id"]
         try:
-            name = await require_staff(services, user_id)
+            name = await require_staff(people, user_id)
             if not text:
                 raise BadCommand("The answer cannot be empty.")
-            conversation_id = await services.drafts.send(
+            conversation_id = await drafts.send(
                 message_id=int(view["private_metadata"]), user_id=user_id, name=name, text=text)
         except UserFacingError as error:
             await ack(response_action="errors",
                       errors={DraftView.edit_block.value: str(error)[:150]})
             return
         await ack()
-        services.worker.kick(conversation_id)
+        worker.kick(conversation_id)
 
     app.view(RequestView.answer_submit.value)(on_answer_submit)
     app.view(CaseView.assign_submit.value)(on_assign_submit)

@@ -64,7 +64,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     except ConfigError:
         await services.close()
         raise
-    app = build_app(services)
+    app = build_app(services.listener_parts())
     bot = RunningBot(services=services, app=app)
     services.worker.start()
     services.support_channel.start()

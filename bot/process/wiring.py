@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -12,6 +11,7 @@ from bot.agent.loop import Agent
 from bot.agent.model import ModelClient
 from bot.agent.triage import build_router
 from bot.config import AppConfig
+from bot.listeners.app import ListenerParts
 from bot.pipeline.outbox import Outbox
 from bot.pipeline.worker import Worker
 from bot.toolkit.posts import PostQueue
@@ -58,6 +58,14 @@ class Services:
     support_channel: SupportChannel
     followups: FollowUps
 
+    def listener_parts(self) -> ListenerParts:
+        """The parts the Slack listeners call."""
+        return ListenerParts(
+            config=self.config, slack=self.slack, worker=self.worker, people=self.people,
+            inbox=self.inbox, human_answers=self.human_answers, handoff=self.handoff,
+            staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
+            reactions=self.reactions, support_channel=self.support_channel)
+
     async def close(self) -> None:
         await self.support_channel.stop()
         await self.worker.stop()
@@ -83,9 +91,10 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     answers = HumanAnswers(sessions, posts)
     handoff = Handoff(config, sessions, answers, posts)
     agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model))
-    inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
-                  human_answers=answers, worker=worker)
     staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
+    inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
+                  human_answers=answers, staff_replies=staff_replies, handoff=handoff,
+                  worker=worker)
     cases = CaseLookup(config, sessions)
     services = Services(config=config, engine=engine, sessions=sessions, slack=slack,
                         people=people, model=model, posts=posts, outbox=outbox, worker=worker,
@@ -97,7 +106,6 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         followups=FollowUps(config, sessions, posts, answers, worker.kick))
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
-    _connect_staff_hooks(services)
 
     async def respond(item: WorkItem) -> None:
         await agent.step(item.conversation_id, upto_message_id=item.payload.get("message_id"))
@@ -109,27 +117,3 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     worker.register("flush", flush)
     return services
 
-
-def _connect_staff_hooks(services: Services) -> None:
-    """What staff write outside the askHuman flow: support-thread replies, their edits, and
-    direct answers in a customer's thread (which take the case over at once)."""
-
-    async def on_support_reply(conversation: Any, event: dict[str, Any], name: str) -> None:
-        conversation_id = await services.staff_replies.on_reply(conversation, event, name)
-        if conversation_id is not None:
-            services.worker.kick(conversation_id)
-
-    async def on_support_edit(event: dict[str, Any]) -> None:
-        conversation_id = await services.staff_replies.on_edit_or_delete(event)
-        if conversation_id is not None:
-            services.worker.kick(conversation_id)
-
-    async def on_staff_in_customer_thread(conversation_id: int, incoming: Any) -> None:
-        if await services.handoff.claim_unowned(
-                conversation_id, user_id=incoming.user_id,
-                reason="answered directly in the customer's thread"):
-            services.worker.kick(conversation_id)
-
-    services.inbox.support_reply_hooks.append(on_support_reply)
-    services.inbox.support_edit_hooks.append(on_support_edit)
-    services.inbox.staff_in_customer_thread_hooks.append(on_staff_in_customer_thread)

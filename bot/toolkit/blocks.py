@@ -19,6 +19,7 @@ from slack_sdk.models.views import View
 from bot.toolkit import texts
 from bot.toolkit.ids import (
     CaseAction,
+    CaseButtonValue,
     CaseView,
     DraftAction,
     RequestAction,
@@ -50,8 +51,9 @@ def case_header_text(*, case_number: int, customer_name: str, channel_id: str,
 
 def human_request_blocks(*, case_number: int, customer_name: str, channel_id: str,
                          thread_ts: str, excerpt: list[str], request_id: int, number: int,
-                         question: str, first: bool) -> list[dict[str, Any]]:
-    """The support-channel post of one askHuman question (the first one opens the case)."""
+                         question: str, first: bool, drawn_for: str) -> list[dict[str, Any]]:
+    """The support-channel post of one askHuman question (the first one opens the case);
+    `drawn_for` is the case's assignee as the post is drawn."""
     blocks: list[Any] = []
     if first:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=case_header_text(
@@ -61,25 +63,27 @@ def human_request_blocks(*, case_number: int, customer_name: str, channel_id: st
             blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
     blocks.append(SectionBlock(text=MarkdownTextObject(
         text=texts.human_request_question(number, question)[:2900])))
-    blocks.append(request_buttons(request_id, case_number))
+    blocks.append(request_buttons(request_id, case_number, drawn_for))
     hint = MarkdownTextObject(text=texts.human_request_answer_hint(number))
     blocks.append(ContextBlock(elements=[hint]))
     return _blocks(*blocks)
 
 
-def request_buttons(request_id: int, case_number: int) -> ActionsBlock:
+def request_buttons(request_id: int, case_number: int, drawn_for: str) -> ActionsBlock:
     value = str(request_id)
+    case_value = CaseButtonValue(case_number, drawn_for).encode()
     return ActionsBlock(block_id=f"request-{request_id}", elements=[
         ButtonElement(text="Answer", action_id=RequestAction.answer, value=value, style="primary"),
         ButtonElement(text="Let the bot answer", action_id=RequestAction.bot_answers, value=value),
         ButtonElement(text="Cancel question", action_id=RequestAction.cancel, value=value,
                       style="danger"),
-        ButtonElement(text="Take over", action_id=CaseAction.take, value=str(case_number)),
+        ButtonElement(text="Take over", action_id=CaseAction.take, value=case_value),
     ])
 
 
-def case_buttons(case_number: int) -> ActionsBlock:
-    value = str(case_number)
+def case_buttons(case_number: int, drawn_for: str) -> ActionsBlock:
+    """Take over, return to bot, assign; each carries the assignee the card was drawn for."""
+    value = CaseButtonValue(case_number, drawn_for).encode()
     return ActionsBlock(block_id=f"case-{case_number}", elements=[
         ButtonElement(text="Take over", action_id=CaseAction.take, value=value, style="primary"),
         ButtonElement(text="Return to bot", action_id=CaseAction.return_to_bot, value=value),
@@ -88,15 +92,16 @@ def case_buttons(case_number: int) -> ActionsBlock:
 
 
 def case_card_blocks(*, case_number: int, customer_name: str, channel_id: str, thread_ts: str,
-                     reason: str, excerpt: list[str]) -> list[dict[str, Any]]:
-    """The first post of a case thread opened by a handoff, a router or a draft."""
+                     reason: str, excerpt: list[str], drawn_for: str) -> list[dict[str, Any]]:
+    """The first post of a case thread opened by a handoff, a router or a draft; `drawn_for`
+    is the case's assignee as the card is drawn."""
     blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=case_header_text(
         case_number=case_number, customer_name=customer_name, channel_id=channel_id,
         thread_ts=thread_ts)))]
     if excerpt:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=reason[:2900])]))
-    blocks.append(case_buttons(case_number))
+    blocks.append(case_buttons(case_number, drawn_for))
     return _blocks(*blocks)
 
 
@@ -159,7 +164,7 @@ def assign_modal(*, case_number: int) -> dict[str, Any]:
 
 
 def closed_request_blocks(*, number: int, question: str, outcome: str, case_number: int,
-                          header: str | None = None) -> list[dict[str, Any]]:
+                          drawn_for: str, header: str | None = None) -> list[dict[str, Any]]:
     """What a request post becomes once answered, cancelled or expired: the question's
     buttons go, the case's buttons stay, and a post that opened the case keeps its header."""
     blocks: list[Any] = []
@@ -168,7 +173,7 @@ def closed_request_blocks(*, number: int, question: str, outcome: str, case_numb
     blocks += [
         SectionBlock(text=MarkdownTextObject(text=texts.human_request_question(number, question))),
         ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
-        case_buttons(case_number),
+        case_buttons(case_number, drawn_for),
     ]
     return _blocks(*blocks)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -21,6 +22,24 @@ class CaseAction(StrEnum):
     take = "case-take"
     return_to_bot = "case-return"
     assign = "case-assign"
+
+
+@dataclass(frozen=True)
+class CaseButtonValue:
+    """What a case button carries: its case, and the assignee the card was drawn for (None on
+    cards drawn before buttons carried it: such a click expects nothing)."""
+
+    case_number: int
+    drawn_for: str | None = None
+
+    def encode(self) -> str:
+        """`42:humans`, `42:U123`; just `42` when the drawn-for state is unknown."""
+        return f"{self.case_number}:{self.drawn_for}" if self.drawn_for else str(self.case_number)
+
+    @classmethod
+    def decode(cls, value: str) -> CaseButtonValue:
+        number, _, drawn_for = value.partition(":")
+        return cls(int(number), drawn_for or None)
 
 
 class CaseView(StrEnum):

@@ -105,7 +105,8 @@ class PostQueue:
                       case_number=conversation.case_number,
                       customer_name=conversation.customer_name or "Customer",
                       channel_id=conversation.channel_id, thread_ts=conversation.thread_ts,
-                      reason=reason, excerpt=excerpt or [])})
+                      reason=reason, excerpt=excerpt or [],
+                      drawn_for=conversation.assignee)})
 
     async def to_case_thread(self, session: AsyncSession, conversation: Conversation,
                              text: str, *, key: str, blocks: Blocks | None = None,

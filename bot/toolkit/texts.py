@@ -374,5 +374,7 @@ def customer_team_is_on_it() -> str:
     return "Thanks! Our team is looking at this and will reply here shortly."
 
 
-def stale_button() -> str:
-    return "This card is out of date: the case changed since it was drawn. Nothing changed."
+def stale_button(case_number: int, assignee: str, command: str) -> str:
+    return (f"This card is out of date: case #{case_number} is now with {who(assignee)}, so "
+            f"nothing changed. See `{command} status #{case_number}`, and use "
+            f"`{command} take {case_number}` if you still mean to take it over.")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent.loop import conversation_excerpt, queue_next_step
 from bot.config import AppConfig
-from bot.errors import BadCommand, CaseNotFound
+from bot.errors import BadCommand, CaseNotFound, StaleAction
 from bot.toolkit import texts
 from bot.toolkit.mrkdwn import neutralise_mentions
 from bot.toolkit.posts import PostQueue
@@ -56,11 +56,12 @@ class Handoff:
     async def assign(self, *, case_number: int, to: str, by: str, reason: str,
                      expect: str | None = None) -> Changed:
         """Make `to` (`bot`, `humans` or a user id) respond next. `expect` is the assignee a
-        button was drawn for: a stale card changes nothing."""
+        button was drawn for: a stale card changes nothing and says who has the case now."""
         async with self._sessions() as session:
             conversation = await self._case(session, case_number)
-            if expect is not None and conversation.assignee != expect:
-                raise BadCommand(texts.stale_button())
+            if expect is not None and conversation.assignee not in (expect, to):
+                raise StaleAction(texts.stale_button(case_number, conversation.assignee,
+                                                     self._config.slack.command))
             await self.assign_in_session(session, conversation, to=to, by=by, reason=reason)
             await session.commit()
             return Changed(conversation.id, case_number, to)
@@ -124,14 +125,15 @@ class Handoff:
                 raise BadCommand(texts.case_already_resolved(case_number))
             conversation.status = "resolved"
             conversations.set_waiting_on_humans(conversation, False)
+            # The bot owns a resolved case; the question posts are redrawn for that owner.
+            if conversation.assignee != "bot":
+                await conversations.change_assignee(session, conversation, to="bot", by=by,
+                                                    reason="case resolved")
             for request in await human_requests.pending_requests(session, conversation.id):
                 await self._answers.close_in_session(
                     session, request, status="cancelled",
                     result=texts.request_cancelled_result(texts.who(by)), by=by,
                     name=texts.who(by), human=True)
-            if conversation.assignee != "bot":
-                await conversations.change_assignee(session, conversation, to="bot", by=by,
-                                                    reason="case resolved")
             await self._posts.note_in_case_thread(
                 session, conversation, texts.case_resolved(case_number, by),
                 key=f"resolved:{conversation.id}:{utcnow().timestamp()}")

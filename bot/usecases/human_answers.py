@@ -33,6 +33,16 @@ class Closed:
     conversation_id: int
 
 
+@dataclass(frozen=True)
+class AnswerForm:
+    """What the answer modal of one pending question shows."""
+
+    request_id: int
+    number: int
+    question: str
+    case_number: int
+
+
 def parse_numbered_reply(text: str) -> tuple[int | None, str]:
     """`#2 the answer` → (2, "the answer"); anything else → (None, text)."""
     match = _NUMBERED_REPLY.match(text)
@@ -103,6 +113,17 @@ class HumanAnswers:
                     raise CaseNotFound(texts.no_pending_question(conversation_id))
             return await self._close(session, request, status="answered", result=answer,
                                      answer=answer, user_id=user_id, name=name, human=True)
+
+    async def answer_form(self, request_id: int) -> AnswerForm:
+        """What the answer modal needs, or RequestClosed once the question is not pending."""
+        async with self._sessions() as session:
+            request = await human_requests.get_request(session, request_id)
+            if request is None or request.status != "pending":
+                raise RequestClosed("That question is no longer waiting for an answer.")
+            conversation = await conversations.get_conversation(session,
+                                                                 request.conversation_id)
+            return AnswerForm(request_id=request.id, number=request.number,
+                              question=request.question, case_number=conversation.case_number)
 
     async def answer(self, *, request_id: int, text: str, user_id: str, name: str) -> Closed:
         async with self._sessions() as session:
@@ -231,4 +252,5 @@ class HumanAnswers:
             of_key=f"ask:{request.id}", ts=request.support_ts, text=outcome,
             blocks=closed_request_blocks(
                 number=request.number, question=request.question, outcome=outcome,
-                case_number=conversation.case_number, header=header))
+                case_number=conversation.case_number, drawn_for=conversation.assignee,
+                header=header))

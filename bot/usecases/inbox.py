@@ -24,9 +24,11 @@ from bot.toolkit.payloads import (
     thread_root_ts,
 )
 from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.handoff import Handoff
 from bot.usecases.human_answers import HumanAnswers, parse_numbered_reply
 from bot.usecases.intake import IncomingMessage, Intake
 from bot.usecases.people import People
+from bot.usecases.staff_replies import StaffReplies
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +37,16 @@ _CHANNEL_TYPES = frozenset({"channel", "group", None})
 
 class Inbox:
     def __init__(self, *, config: AppConfig, slack: SlackGateway, people: People, intake: Intake,
-                 human_answers: HumanAnswers, worker: Worker) -> None:
+                 human_answers: HumanAnswers, staff_replies: StaffReplies, handoff: Handoff,
+                 worker: Worker) -> None:
         self._config = config
         self._slack = slack
         self._people = people
         self._intake = intake
         self._answers = human_answers
+        self._staff_replies = staff_replies
+        self._handoff = handoff
         self._worker = worker
-        self.support_reply_hooks: list[Any] = []
-        self.staff_in_customer_thread_hooks: list[Any] = []
-        self.support_edit_hooks: list[Any] = []
         self._background: set[asyncio.Task[Any]] = set()
 
     async def on_message_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
@@ -53,8 +55,7 @@ class Inbox:
             return
         if channel == self._config.channels.support:
             if event.get("subtype") in ("message_changed", "message_deleted"):
-                for hook in self.support_edit_hooks:
-                    await hook(event)
+                self._kick(await self._staff_replies.on_edit_or_delete(event))
                 return
             if is_new_human_message(event) and is_thread_reply(event):
                 await self._on_support_reply(body, event)
@@ -74,9 +75,11 @@ class Inbox:
         )
         if await self._people.is_staff(incoming.user_id):
             conversation_id = await self._intake.record_staff_message(incoming)
-            if conversation_id is not None:
-                for hook in self.staff_in_customer_thread_hooks:
-                    await hook(conversation_id, incoming)
+            # A staff member answering in the customer's thread takes the case over at once.
+            if conversation_id is not None and await self._handoff.claim_unowned(
+                    conversation_id, user_id=incoming.user_id,
+                    reason="answered directly in the customer's thread"):
+                self._worker.kick(conversation_id)
             return
         conversation_id = await self._intake.record_customer_message(incoming)
         if conversation_id is None:
@@ -109,8 +112,7 @@ class Inbox:
         late = (not pending and numbered is None
                 and await self._answers.awaits_late_answer(conversation.id))
         if not pending and numbered is None and not late:
-            for hook in self.support_reply_hooks:
-                await hook(conversation, event, name)
+            self._kick(await self._staff_replies.on_reply(conversation, event, name))
             return
         try:
             closed = await self._answers.answer_from_reply(
@@ -131,6 +133,10 @@ class Inbox:
         root = next((m for m in replies if m.get("ts") == ts), None)
         payload = ((root or {}).get("metadata") or {}).get("event_payload") or {}
         return payload.get("outbox_key")
+
+    def _kick(self, conversation_id: int | None) -> None:
+        if conversation_id is not None:
+            self._worker.kick(conversation_id)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)

@@ -7,6 +7,7 @@ import pytest
 from bot.errors import BadCommand
 from bot.listeners.commands import Command, parse_command
 from bot.process.http_server import body_problem
+from bot.toolkit.ids import CaseButtonValue
 from bot.toolkit.payloads import (
     attached_file_names,
     author_name_from_event,
@@ -176,3 +177,11 @@ FILES_ONLY = {
     "files": [{"id": "F1", "name": "invoice.pdf", "mimetype": "application/pdf"},
               {"id": "F2", "title": "Screenshot", "mimetype": "image/png"}],
 }
+
+
+def test_case_button_values_carry_the_assignee_the_card_was_drawn_for() -> None:
+    assert CaseButtonValue(7, "U0STAFF").encode() == "7:U0STAFF"
+    assert CaseButtonValue.decode("7:humans") == CaseButtonValue(7, "humans")
+    # Cards drawn before buttons carried it: no expectation.
+    assert CaseButtonValue.decode("7") == CaseButtonValue(7, None)
+    assert CaseButtonValue(7).encode() == "7"

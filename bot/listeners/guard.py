@@ -1,0 +1,26 @@
+"""What every interactive listener shares: the clicker must be staff; errors go back privately."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.errors import NotStaff
+from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.people import People
+
+
+async def require_staff(people: People, user_id: str) -> str:
+    """The staff member's display name, or NotStaff."""
+    if not await people.is_staff(user_id):
+        raise NotStaff("Only support staff can do this; nothing was changed.")
+    return await people.name(user_id)
+
+
+async def tell(slack: SlackGateway, body: dict[str, Any], text: str) -> None:
+    """An ephemeral reply to whoever clicked or used a shortcut, in the thread they were in."""
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    user = (body.get("user") or {}).get("id") or body.get("user_id")
+    message = body.get("message") or {}
+    if channel and user:
+        await slack.post_ephemeral(channel=channel, user=user, text=text,
+                                   thread_ts=message.get("thread_ts"))
