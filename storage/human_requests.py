@@ -13,14 +13,15 @@ from storage.models import HumanRequest, utcnow
 async def create_request(
     session: AsyncSession, *, conversation_id: int, message_id: int, tool_call_id: str,
     question: str, remind_at: datetime | None = None, escalate_at: datetime | None = None,
-    give_up_at: datetime | None = None,
+    give_up_at: datetime | None = None, suggested_answer: str | None = None,
 ) -> HumanRequest:
     number = (await session.execute(
         select(func.count()).where(HumanRequest.conversation_id == conversation_id)
     )).scalar_one() + 1
     request = HumanRequest(
         conversation_id=conversation_id, message_id=message_id, tool_call_id=tool_call_id,
-        number=number, question=question, status="pending", remind_at=remind_at,
+        number=number, question=question, suggested_answer=suggested_answer,
+        status="pending", remind_at=remind_at,
         escalate_at=escalate_at, give_up_at=give_up_at, reminders_sent=0,
     )
     session.add(request)

@@ -151,6 +151,10 @@ class HumanRequest(Base):
     # Number within its case, so staff can answer `#2 ...`.
     number: Mapped[int] = mapped_column(Integer)
     question: Mapped[str] = mapped_column(Text)
+    # The answer the model would send if its guess is right, and what staff did with it:
+    # used | edited | ignored (None while pending, or when there was no suggestion).
+    suggested_answer: Mapped[str | None] = mapped_column(Text)
+    suggestion_outcome: Mapped[str | None] = mapped_column(String(16))
     # pending | answered | expired | cancelled
     status: Mapped[str] = mapped_column(String(16), default="pending")
     support_ts: Mapped[str | None] = mapped_column(String(32))

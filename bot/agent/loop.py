@@ -30,6 +30,7 @@ from bot.agent.tools import (
     ASK_HUMAN,
     TRANSFER_TO_HUMAN,
     readable_question,
+    suggested_answer,
     tool_names,
     tools_for,
 )
@@ -343,6 +344,7 @@ class Agent:
             request = await human_requests.create_request(
                 session, conversation_id=conversation.id, message_id=message.id,
                 tool_call_id=call.id, question=readable_question(call.arguments),
+                suggested_answer=suggested_answer(call.arguments),
                 remind_at=due.remind_at, escalate_at=due.escalate_at, give_up_at=due.give_up_at,
             )
             opens_thread = first and index == 0
@@ -353,6 +355,7 @@ class Agent:
                 excerpt=conversation_excerpt(history) if opens_thread else [],
                 request_id=request.id, number=request.number, question=request.question,
                 first=opens_thread, drawn_for=conversation.assignee,
+                suggestion=request.suggested_answer,
             )
             await self._posts.to_case_thread(
                 session, conversation,

@@ -24,6 +24,13 @@ ASK_HUMAN_TOOL: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "question": {"type": "string", "description": "The question for the human."},
+                "suggested_answer": {
+                    "type": "string",
+                    "description": (
+                        "The reply you would send the customer if your best guess is right. "
+                        "Staff can send it with one click or edit it; leave it out when you "
+                        "have no guess."),
+                },
             },
             "required": ["question"],
         },
@@ -65,6 +72,17 @@ def _json_value(text: str) -> Any:
         return json.loads(text)
     except (TypeError, ValueError):
         return None
+
+
+SUGGESTION_LIMIT = 2800  # fits a Block Kit section with its label
+
+
+def suggested_answer(arguments: dict[str, Any]) -> str | None:
+    """The askHuman call's suggested reply, when it gave a usable one."""
+    value = arguments.get("suggested_answer")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:SUGGESTION_LIMIT]
 
 
 def readable_question(arguments: dict[str, Any]) -> str:

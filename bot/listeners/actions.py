@@ -1,4 +1,5 @@
-"""Button clicks on support posts: answer (opens a modal), let the bot answer, cancel."""
+"""Button clicks on question posts: answer (opens a modal), use or edit the suggested answer,
+let the bot answer, cancel."""
 
 from __future__ import annotations
 
@@ -21,6 +22,15 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway,
     async def on_answer_button_click(ack: AsyncAck, body: dict[str, Any],
                                      action: dict[str, Any]) -> None:
         await ack()
+        await _open_answer_form(body, action, with_suggestion=False)
+
+    async def on_edit_suggestion_click(ack: AsyncAck, body: dict[str, Any],
+                                       action: dict[str, Any]) -> None:
+        await ack()
+        await _open_answer_form(body, action, with_suggestion=True)
+
+    async def _open_answer_form(body: dict[str, Any], action: dict[str, Any], *,
+                                with_suggestion: bool) -> None:
         try:
             await require_staff(people, body["user"]["id"])
             form = await human_answers.answer_form(int(action["value"]))
@@ -29,7 +39,13 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway,
             return
         await slack.open_view(trigger_id=body["trigger_id"], view=answer_modal(
             request_id=form.request_id, number=form.number, question=form.question,
-            case_number=form.case_number))
+            case_number=form.case_number,
+            suggestion=form.suggestion if with_suggestion else None))
+
+    async def on_use_suggestion_click(ack: AsyncAck, body: dict[str, Any],
+                                      action: dict[str, Any]) -> None:
+        await ack()
+        await _close(body, action, human_answers.use_suggestion)
 
     async def on_bot_answers_button_click(ack: AsyncAck, body: dict[str, Any],
                                           action: dict[str, Any]) -> None:
@@ -54,3 +70,5 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway,
     app.action(RequestAction.answer.value)(on_answer_button_click)
     app.action(RequestAction.bot_answers.value)(on_bot_answers_button_click)
     app.action(RequestAction.cancel.value)(on_cancel_button_click)
+    app.action(RequestAction.use_suggestion.value)(on_use_suggestion_click)
+    app.action(RequestAction.edit_suggestion.value)(on_edit_suggestion_click)

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.errors import BadCommand, UserFacingError
 from bot.listeners.guard import require_staff
 from bot.pipeline.worker import Worker
-from bot.toolkit.ids import CaseView, DraftView, RequestView
+from bot.toolkit.ids import AnswerViewState, CaseView, DraftView, RequestView
 from bot.usecases.drafts import Drafts
 from bot.usecases.handoff import Handoff
 from bot.usecases.human_answers import HumanAnswers
@@ -30,10 +30,12 @@ def register(app: AsyncApp, *, people: People, human_answers: HumanAnswers, hand
                       errors={RequestView.answer_block.value: "Write an answer first."})
             return
         user_id = body["user"]["id"]
+        state = AnswerViewState.decode(view["private_metadata"])
         try:
             name = await require_staff(people, user_id)
             closed = await human_answers.answer(
-                request_id=int(view["private_metadata"]), text=text, user_id=user_id, name=name)
+                request_id=state.request_id, text=text, user_id=user_id, name=name,
+                from_suggestion=state.editing_suggestion)
         except UserFacingError as error:
             await ack(response_action="errors",
                       errors={RequestView.answer_block.value: str(error)[:150]})

@@ -18,6 +18,7 @@ from slack_sdk.models.views import View
 
 from bot.toolkit import texts
 from bot.toolkit.ids import (
+    AnswerViewState,
     CaseAction,
     CaseButtonValue,
     CaseView,
@@ -51,7 +52,8 @@ def case_header_text(*, case_number: int, customer_name: str, channel_id: str,
 
 def human_request_blocks(*, case_number: int, customer_name: str, channel_id: str,
                          thread_ts: str, excerpt: list[str], request_id: int, number: int,
-                         question: str, first: bool, drawn_for: str) -> list[dict[str, Any]]:
+                         question: str, first: bool, drawn_for: str,
+                         suggestion: str | None = None) -> list[dict[str, Any]]:
     """The support-channel post of one askHuman question (the first one opens the case);
     `drawn_for` is the case's assignee as the post is drawn."""
     blocks: list[Any] = []
@@ -63,10 +65,24 @@ def human_request_blocks(*, case_number: int, customer_name: str, channel_id: st
             blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
     blocks.append(SectionBlock(text=MarkdownTextObject(
         text=texts.human_request_question(number, question)[:2900])))
+    if suggestion:
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=texts.suggested_answer_section(suggestion)[:2990])))
+        blocks.append(suggestion_buttons(request_id))
     blocks.append(request_buttons(request_id, case_number, drawn_for))
     hint = MarkdownTextObject(text=texts.human_request_answer_hint(number))
     blocks.append(ContextBlock(elements=[hint]))
     return _blocks(*blocks)
+
+
+def suggestion_buttons(request_id: int) -> ActionsBlock:
+    """Send the model's suggested answer as it is, or edit it first."""
+    value = str(request_id)
+    return ActionsBlock(block_id=f"suggestion-{request_id}", elements=[
+        ButtonElement(text="Use this", action_id=RequestAction.use_suggestion, value=value,
+                      style="primary"),
+        ButtonElement(text="Edit", action_id=RequestAction.edit_suggestion, value=value),
+    ])
 
 
 def request_buttons(request_id: int, case_number: int, drawn_for: str) -> ActionsBlock:
@@ -178,17 +194,20 @@ def closed_request_blocks(*, number: int, question: str, outcome: str, case_numb
     return _blocks(*blocks)
 
 
-def answer_modal(*, request_id: int, number: int, question: str,
-                 case_number: int) -> dict[str, Any]:
+def answer_modal(*, request_id: int, number: int, question: str, case_number: int,
+                 suggestion: str | None = None) -> dict[str, Any]:
+    """The answer form; with `suggestion`, prefilled with the model's suggested answer to edit."""
     view = View(
-        type="modal", callback_id=RequestView.answer_submit, private_metadata=str(request_id),
+        type="modal", callback_id=RequestView.answer_submit,
+        private_metadata=AnswerViewState(request_id, suggestion is not None).encode(),
         title=f"Answer #{number}"[:24], submit="Send answer", close="Cancel",
         blocks=[
             SectionBlock(text=MarkdownTextObject(
                 text=f"*{texts.case_label(case_number)}*\n{question}"[:2900])),
             InputBlock(block_id=RequestView.answer_block, label="Your answer",
                        element=PlainTextInputElement(action_id=RequestView.answer_input,
-                                                     multiline=True)),
+                                                     multiline=True,
+                                                     initial_value=suggestion)),
         ],
     )
     return view.to_dict()

@@ -10,12 +10,31 @@ class RequestAction(StrEnum):
     answer = "request-answer"
     bot_answers = "request-bot-answers"
     cancel = "request-cancel"
+    use_suggestion = "request-use-suggestion"
+    edit_suggestion = "request-edit-suggestion"
 
 
 class RequestView(StrEnum):
     answer_submit = "request-answer-submit"
     answer_block = "request-answer-input"
     answer_input = "request-answer-text"
+
+
+@dataclass(frozen=True)
+class AnswerViewState:
+    """The answer modal's private metadata: its question, and whether it was opened to edit
+    the model's suggested answer."""
+
+    request_id: int
+    editing_suggestion: bool = False
+
+    def encode(self) -> str:
+        return f"{self.request_id}:edit" if self.editing_suggestion else str(self.request_id)
+
+    @classmethod
+    def decode(cls, value: str) -> AnswerViewState:
+        request_id, _, mode = value.partition(":")
+        return cls(int(request_id), mode == "edit")
 
 
 class CaseAction(StrEnum):

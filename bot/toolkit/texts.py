@@ -115,6 +115,16 @@ def human_request_question(number: int, question: str) -> str:
     return f"*Question #{number}:* {neutralise_mentions(question)}"
 
 
+def no_suggestion(number: int) -> str:
+    return f"Question #{number} has no suggested answer; nothing was sent."
+
+
+def suggested_answer_section(suggestion: str) -> str:
+    """The model's suggested reply on a question's card; its words ping nobody."""
+    quoted = "\n".join(f">{line}" for line in neutralise_mentions(suggestion).split("\n"))
+    return f"*Suggested answer* (sent as it is with *Use this*):\n{quoted}"
+
+
 def unreadable_question(raw: str, limit: int = 500) -> str:
     """An askHuman question whose arguments could not be read: the raw text, shown as code."""
     shown = raw if len(raw) <= limit else raw[: limit - 1] + "…"

@@ -41,6 +41,19 @@ class AnswerForm:
     number: int
     question: str
     case_number: int
+    suggestion: str | None = None
+
+
+def suggestion_outcome(suggestion: str | None, answer: str | None, *,
+                       from_suggestion: bool) -> str | None:
+    """What staff did with the model's suggested answer: `used` (sent as it was), `edited`
+    (changed first), `ignored` (answered otherwise, let the bot answer, cancelled, took the
+    case over, or nobody answered); None when there was no suggestion."""
+    if not suggestion:
+        return None
+    if answer is not None and answer.strip() == suggestion.strip():
+        return "used"
+    return "edited" if from_suggestion else "ignored"
 
 
 def parse_numbered_reply(text: str) -> tuple[int | None, str]:
@@ -123,15 +136,33 @@ class HumanAnswers:
             conversation = await conversations.get_conversation(session,
                                                                  request.conversation_id)
             return AnswerForm(request_id=request.id, number=request.number,
-                              question=request.question, case_number=conversation.case_number)
+                              question=request.question, case_number=conversation.case_number,
+                              suggestion=request.suggested_answer)
 
-    async def answer(self, *, request_id: int, text: str, user_id: str, name: str) -> Closed:
+    async def answer(self, *, request_id: int, text: str, user_id: str, name: str,
+                     from_suggestion: bool = False) -> Closed:
+        """The answer typed in the modal; `from_suggestion` when it was opened with the model's
+        suggestion to edit."""
         async with self._sessions() as session:
             request = await human_requests.get_request(session, request_id)
             if request is None:
                 raise RequestClosed("That question no longer exists.")
             return await self._close(session, request, status="answered", result=text,
-                                     answer=text, user_id=user_id, name=name, human=True)
+                                     answer=text, user_id=user_id, name=name, human=True,
+                                     from_suggestion=from_suggestion)
+
+    async def use_suggestion(self, *, request_id: int, user_id: str, name: str) -> Closed:
+        """*Use this*: the model's suggested answer becomes the answer, approved by `name`."""
+        async with self._sessions() as session:
+            request = await human_requests.get_request(session, request_id)
+            if request is None:
+                raise RequestClosed("That question no longer exists.")
+            if not request.suggested_answer:
+                raise RequestClosed(texts.no_suggestion(request.number))
+            suggestion = request.suggested_answer
+            return await self._close(session, request, status="answered", result=suggestion,
+                                     answer=suggestion, user_id=user_id, name=name, human=True,
+                                     from_suggestion=True)
 
     async def let_bot_answer(self, *, request_id: int, user_id: str, name: str) -> Closed:
         async with self._sessions() as session:
@@ -160,6 +191,8 @@ class HumanAnswers:
         if not await human_requests.close_request(session, request_id=request.id, status=status,
                                                   answer=None, by_user=by, by_name=name):
             return False
+        request.suggestion_outcome = suggestion_outcome(request.suggested_answer, None,
+                                                        from_suggestion=False)
         await self._store_result(session, request, result, by, name, human)
         await self._queue_closed_post(session, request, status, name, None)
         return True
@@ -187,7 +220,7 @@ class HumanAnswers:
 
     async def _close(self, session: AsyncSession, request: HumanRequest, *, status: str,
                      result: str, answer: str | None, user_id: str, name: str,
-                     human: bool) -> Closed:
+                     human: bool, from_suggestion: bool = False) -> Closed:
         number, conversation_id, request_id = request.number, request.conversation_id, request.id
         won = await human_requests.close_request(
             session, request_id=request.id, status=status, answer=answer, by_user=user_id,
@@ -201,6 +234,8 @@ class HumanAnswers:
             raise RequestClosed(texts.request_already_closed(
                 number, fresh.status if fresh else "closed",
                 fresh.answered_by_name if fresh else None))
+        request.suggestion_outcome = suggestion_outcome(request.suggested_answer, answer,
+                                                        from_suggestion=from_suggestion)
         await self._store_result(session, request, result, user_id, name, human)
         await self._queue_closed_post(session, request, status, name, answer)
         conversation = await conversations.get_conversation(session, request.conversation_id)
@@ -229,10 +264,12 @@ class HumanAnswers:
     async def _store_result(self, session: AsyncSession, request: HumanRequest, result: str,
                             user_id: str, name: str, human: bool) -> None:
         call_message = await messages.get_message(session, request.message_id)
+        meta = messages.human_metadata(name, user_id) if human else {"provider": "system"}
+        if request.suggestion_outcome:
+            meta["suggestion"] = request.suggestion_outcome
         await messages.add_tool_result(
             session, call_message=call_message, tool_call_id=request.tool_call_id,
-            tool_name=ASK_HUMAN, text=result, agent_name=name if human else None,
-            meta=messages.human_metadata(name, user_id) if human else {"provider": "system"},
+            tool_name=ASK_HUMAN, text=result, agent_name=name if human else None, meta=meta,
             status="success")
 
     async def _queue_closed_post(self, session: AsyncSession, request: HumanRequest,
