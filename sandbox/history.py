@@ -67,7 +67,7 @@ async def conversation_history(sessions: async_sessionmaker[AsyncSession], *, ch
             select(AssignmentChange).where(AssignmentChange.conversation_id == found.id)
             .order_by(AssignmentChange.id))).scalars()
         return {
-            "case_number": found.case_number or found.id, "assignee": found.assignee,
+            "case_number": found.case_number, "assignee": found.assignee,
             "status": found.status, "channel": found.channel_id, "thread_ts": found.thread_ts,
             "support_thread_ts": found.support_thread_ts,
             "customer": found.customer_name,

@@ -8,8 +8,16 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from storage.models import AssignmentChange, Conversation, HumanRequest, WorkItem, utcnow
+from storage.models import (
+    AssignmentChange,
+    CaseCounter,
+    Conversation,
+    HumanRequest,
+    WorkItem,
+    utcnow,
+)
 
 
 async def get_or_create_conversation(
@@ -35,8 +43,6 @@ async def get_or_create_conversation(
             Conversation.thread_ts == thread_ts,
         )
     )).scalar_one()
-    if conversation.case_number is None:
-        conversation.case_number = conversation.id
     if conversation.customer_user_id is None and customer_user_id:
         conversation.customer_user_id = customer_user_id
         conversation.customer_name = customer_name
@@ -173,3 +179,33 @@ def set_waiting_on_humans(conversation: Conversation, waiting: bool,
     else:
         conversation.waiting_on_humans_since = None
         conversation.customer_notified_at = None
+
+
+async def lock_conversation(session: AsyncSession, conversation_id: int) -> None:
+    """Serialise writers of one conversation until this transaction ends: updating its row
+    takes the row lock on PostgreSQL and the write lock on SQLite."""
+    await session.execute(
+        update(Conversation).where(Conversation.id == conversation_id)
+        .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+
+
+async def number_case(session: AsyncSession, conversation: Conversation) -> int:
+    """The case number staff see, given the first time the conversation is shown to them. The
+    conversation is locked and read again (another transaction may have numbered it), and the
+    counter row stays locked until commit: two cases never share a number, a case never gets
+    two, and a rolled-back transaction gives its number back, so numbers have no gaps."""
+    if conversation.case_number is not None:
+        return conversation.case_number
+    await lock_conversation(session, conversation.id)
+    current = (await session.execute(
+        select(Conversation.case_number).where(Conversation.id == conversation.id))).scalar_one()
+    if current is not None:
+        set_committed_value(conversation, "case_number", current)
+    else:
+        given = await session.execute(
+            update(CaseCounter).where(CaseCounter.id == 1)
+            .values(last=CaseCounter.last + 1).returning(CaseCounter.last)
+            .execution_options(synchronize_session=False))
+        conversation.case_number = given.scalar_one()
+        await session.flush()
+    return conversation.case_number

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Conversation, Message, utcnow
-
-
-async def _lock_positions(session: AsyncSession, conversation_id: int) -> None:
-    """Serialise writers of one conversation's history until this transaction ends.
-
-    Positions are the current maximum + 1: without the lock two messages arriving at once get
-    the same one. Updating the conversation row takes its row lock on PostgreSQL and the write
-    lock on SQLite; the unique index on positions is the net behind it.
-    """
-    await session.execute(
-        update(Conversation).where(Conversation.id == conversation_id)
-        .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+from storage import conversations
+from storage.models import Message
 
 
 async def _last_position(session: AsyncSession, conversation_id: int) -> tuple[int, int]:
@@ -38,7 +27,9 @@ async def add_message(
 ) -> Message:
     """Append a message. `position="turn"` opens a new order (a customer or staff turn);
     `"step"` continues the current turn (assistant and tool steps), or turn `in_order`."""
-    await _lock_positions(session, conversation_id)
+    # Positions are the current maximum + 1: without the lock two messages arriving at once get
+    # the same one; the unique index on positions is the net behind it.
+    await conversations.lock_conversation(session, conversation_id)
     if in_order is not None:
         last_step = (await session.execute(
             select(func.max(Message.step_order)).where(
@@ -67,7 +58,7 @@ async def add_tool_result(
 ) -> Message:
     """Store a tool result inside the turn of its call, so it directly follows the call in the
     model's context even when the customer wrote in between."""
-    await _lock_positions(session, call_message.conversation_id)
+    await conversations.lock_conversation(session, call_message.conversation_id)
     last_step = (await session.execute(
         select(func.max(Message.step_order)).where(
             Message.conversation_id == call_message.conversation_id,

@@ -76,9 +76,9 @@ class Conversation(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # Short number staff type in commands (`/handoff take 42`); equals id, kept apart for display.
-    # Given in the transaction that creates the row (`conversations.get_or_create_conversation`),
-    # so every committed conversation has one; the column is nullable only for that insert.
-    case_number: Mapped[int] = mapped_column(Integer, unique=True, nullable=True)
+    # Given the first time staff see the conversation (`conversations.number_case`): None for
+    # a conversation the bot handled alone, which staff never saw.
+    case_number: Mapped[int | None] = mapped_column(Integer, unique=True)
     team_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
     # The root ts of the customer's thread: every bot answer goes there.
@@ -229,6 +229,15 @@ class OutboxPost(Base):
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CaseCounter(Base):
+    """One row: the last case number given (see `storage.conversations.number_case`)."""
+
+    __tablename__ = "case_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
 
 
 class AssignmentChange(Base):

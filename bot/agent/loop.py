@@ -320,7 +320,7 @@ class Agent:
         (the `Drafts` use case handles the clicks); the customer hears the team is on it."""
         message.status = "draft"
         history = await messages.list_history(session, conversation.id)
-        header = texts.draft_header(conversation.case_number)
+        header = texts.draft_header(await conversations.number_case(session, conversation))
         await self._posts.open_case_thread(session, conversation,
                                            reason="draft mode: answers wait for approval",
                                            excerpt=conversation_excerpt(history))
@@ -336,6 +336,7 @@ class Agent:
     async def _ask_humans(self, session: AsyncSession, conversation: Conversation,
                           message: Message, asks: list[ToolCall], history: list[Message]) -> bool:
         """Post the questions to staff; True when the customer was told the team is away."""
+        await conversations.number_case(session, conversation)
         now = utcnow()
         working = working_time(self._config)
         due = request_due_times(self._config.timers, working, now)
@@ -400,7 +401,7 @@ class Agent:
         """Stop working on the customer's message: they are told a person will follow up, staff
         get a post naming the case, and `marker` ends the turn's count (see `limits`)."""
         limits.mark(marker, limits.GAVE_UP, reason or error or "failed")
-        case_number = conversation.case_number
+        case_number = await conversations.number_case(session, conversation)
         staff = (texts.model_failed_staff(case_number, error) if reason is None else
                  texts.model_gave_up_staff(case_number, reason, self._config.slack.command))
         await self._posts.to_customer(session, conversation, texts.model_failed_customer(),

@@ -23,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot.toolkit import texts
 from bot.toolkit.posts import METADATA_EVENT_TYPE, POST_REF, SUPPORT_THREAD, PostQueue
 from bot.toolkit.slack_api import SlackGateway, failure_of, slack_error_code
-from storage import outbox_posts
+from storage import conversations, outbox_posts
 from storage.models import Conversation, HumanRequest, Message, OutboxPost, utcnow
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,7 @@ class Outbox:
             await self._posts.to_support_channel(
                 session, texts.slack_post_failed_staff(None, reason), key=key)
         else:
+            case_number = await conversations.number_case(session, conversation)
             await self._posts.to_case_thread(
-                session, conversation, texts.slack_post_failed_staff(
-                    conversation.case_number, reason), key=key)
+                session, conversation, texts.slack_post_failed_staff(case_number, reason),
+                key=key)

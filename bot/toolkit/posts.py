@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.toolkit import texts
 from bot.toolkit.blocks import case_card_blocks
 from bot.toolkit.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
-from storage import outbox_posts, work_items
+from storage import conversations, outbox_posts, work_items
 from storage.models import Conversation, Message, OutboxPost
 
 SUPPORT_THREAD = "$support_thread"  # the case's support thread, known once its card is sent
@@ -96,6 +96,7 @@ class PostQueue:
         key = case_thread_key(conversation)
         if conversation.support_thread_ts or await post_exists(session, key):
             return
+        await conversations.number_case(session, conversation)
         await outbox_posts.add_post(
             session, key=key, method="chat.postMessage", conversation_id=conversation.id,
             on_sent={"support_thread": True},

@@ -26,9 +26,12 @@ class CaseLookup:
             return conversation.id
 
     async def case_number(self, conversation_id: int) -> int:
+        """The conversation's case number, given now if staff are about to see it first."""
         async with self._sessions() as session:
             conversation = await conversations.get_conversation(session, conversation_id)
-            return conversation.case_number
+            number = await conversations.number_case(session, conversation)
+            await session.commit()
+            return number
 
     async def by_support_post(self, ts: str) -> Conversation | None:
         """The case whose support thread root, request post or card is this ts."""

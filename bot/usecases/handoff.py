@@ -68,7 +68,7 @@ class Handoff:
 
     async def assign_in_session(self, session: AsyncSession, conversation: Conversation, *,
                                 to: str, by: str, reason: str) -> None:
-        case_number = conversation.case_number
+        case_number = await conversations.number_case(session, conversation)
         old = conversation.assignee
         if old == to:
             raise BadCommand(texts.already_assigned(case_number, to))

@@ -43,7 +43,7 @@ class Reactions:
             return None
         if conversation is None:
             return None
-        case_number = conversation.case_number
+        case_number = await self._cases.case_number(conversation.id)
         try:
             if name in CLAIM_REACTIONS:
                 changed = await self._handoff.assign(case_number=case_number, to=user_id,

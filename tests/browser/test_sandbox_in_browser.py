@@ -58,10 +58,10 @@ async def test_customer_question_answered_by_staff(page: Any) -> None:
     await screenshot(page, "sandbox-1-customer-asks")
 
     await act_as(page, "Sam")
-    case = column(page, SUPPORT).locator(".msg").filter(has_text="Case #2")
+    case = column(page, SUPPORT).locator(".msg").filter(has_text="Case #1")
     await expect(case).to_contain_text("Do you ship to Mars?", timeout=WAIT)
     await expect(case.get_by_role("button", name="Answer", exact=True)).to_be_visible()
-    await open_thread(page, SUPPORT, "Case #2")
+    await open_thread(page, SUPPORT, "Case #1")
     await write(page, "Thread reply", "Yes, we ship to Mars from next spring.")
     await expect(page.locator("#thread-body")).to_contain_text("answered by Sam", timeout=WAIT)
     await screenshot(page, "sandbox-2-staff-answers")

@@ -27,10 +27,11 @@ async def requests(bot: Any) -> list[HumanRequest]:
     return await all_rows(bot, HumanRequest)
 
 
-async def conversation(bot: Any, case_number: int = 1) -> Conversation:
+async def conversation(bot: Any, conversation_id: int = 1) -> Conversation:
+    """A conversation by id (the first one by default): it may have no case number yet."""
     async with bot.services.sessions() as session:
         return (await session.execute(
-            select(Conversation).where(Conversation.case_number == case_number))).scalar_one()
+            select(Conversation).where(Conversation.id == conversation_id))).scalar_one()
 
 
 def support_thread_posts(slack: Any, root_ts: str) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ async def test_a_customer_waiting_on_a_person_who_owns_the_case_is_told(start, s
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
     await bot.services.worker.idle()
     async with bot.services.sessions() as session:
-        case = await conversations.get_conversation_by_case(session, 1)
+        case = await conversations.get_conversation(session, 1)
         await conversations.change_assignee(session, case, to=STAFF, by=STAFF,
                                             reason="test takes the case")
         await session.commit()
@@ -66,7 +66,7 @@ async def test_a_customer_answered_by_staff_meanwhile_is_not_told(start, slack, 
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
     await bot.services.worker.idle()
     async with bot.services.sessions() as session:
-        case = await conversations.get_conversation_by_case(session, 1)
+        case = await conversations.get_conversation(session, 1)
         await conversations.change_assignee(session, case, to=STAFF, by=STAFF,
                                             reason="test takes the case")
         await session.commit()
@@ -96,7 +96,7 @@ async def test_each_wait_gets_its_own_notice(start, slack, model):
     assert (await conversation(bot)).waiting_on_humans_since is None
 
     async with bot.services.sessions() as session:
-        case = await conversations.get_conversation_by_case(session, 1)
+        case = await conversations.get_conversation(session, 1)
         await conversations.change_assignee(session, case, to=STAFF, by=STAFF,
                                             reason="test takes the case")
         await session.commit()

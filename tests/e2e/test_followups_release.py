@@ -15,7 +15,7 @@ from tests.e2e.helpers import conversation
 async def staff_takes_the_case(bot) -> None:
     """What /handoff take does to the assignment (that command is tested on its own)."""
     async with bot.services.sessions() as session:
-        case = await conversations.get_conversation_by_case(session, 1)
+        case = await conversations.get_conversation(session, 1)
         await conversations.change_assignee(session, case, to=STAFF, by=STAFF,
                                             reason="took the case")
         await session.commit()

@@ -103,8 +103,8 @@ async def test_explicit_assignment_wins_over_routers(start, slack, model):
     model.script(Reply('{"needs_human": false, "reason": "x"}'), Reply("answer"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.handoff.assign(case_number=1, to="U0STAFF", by="U0STAFF",
-                                      reason="test")
+    await bot.services.worker.idle()
+    await bot.services.handoff.claim_unowned(1, user_id="U0STAFF", reason="test")
     calls = len(model.requests)
     await slack.user_posts(CUSTOMERS, CUSTOMER, "still there?", thread_ts=ts)
     await bot.services.worker.idle()

@@ -155,9 +155,12 @@ async def test_keeping_a_staff_reply_as_a_note_sends_nothing(bot, slack, model):
     model.script(Reply("Bot answer."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "question")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await command(slack, "take 1")
-    await command(slack, "bot 1")
+    await bot.services.worker.idle()
+    # Staff never saw the case: they take it from the customer's message (it becomes #1).
+    await slack.message_shortcut("case-take-shortcut", user=STAFF, channel=CUSTOMERS,
+                                 message_ts=ts)
     card = await slack.wait_for_message(SUPPORT)
+    await command(slack, "bot 1")
     await bot.services.worker.idle()
     await slack.user_posts(SUPPORT, STAFF, "internal thought", thread_ts=card["ts"])
     await slack.wait_for_call("chat.postEphemeral")
