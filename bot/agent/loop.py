@@ -208,6 +208,7 @@ class Agent:
             message.model = result.model
             message.prompt_tokens = result.prompt_tokens
             message.completion_tokens = result.completion_tokens
+            message.cost_usd = result.cost_usd
             limits.mark(message, limits.UNUSABLE)
             pending = None
             if attempts <= self._config.llm.empty_answer_retries:
@@ -234,6 +235,10 @@ class Agent:
             message = await messages.get_message(session, message_id)
             message.status = "failed"  # the answer is withheld: a person takes over
             message.text = result.text
+            message.model = result.model
+            message.prompt_tokens = result.prompt_tokens
+            message.completion_tokens = result.completion_tokens
+            message.cost_usd = result.cost_usd
             conversation = await conversations.get_conversation(session, message.conversation_id)
             await self._handover.hand_to_humans(session, conversation,
                                                 f"router structured: {reason}")
@@ -258,6 +263,7 @@ class Agent:
             message.model = result.model
             message.prompt_tokens = result.prompt_tokens
             message.completion_tokens = result.completion_tokens
+            message.cost_usd = result.cost_usd
             message.tool_calls = [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in result.tool_calls
             ] or None

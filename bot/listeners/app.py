@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.listeners import actions, case_actions, commands, events, shortcuts, views
-from bot.listeners.middleware import clean_strings
+from bot.listeners.middleware import clean_strings, log_event_id
 from bot.process.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def build_app(services: Services) -> AsyncApp:
         error_id = uuid.uuid4().hex[:8]
         log.error("unhandled error %s on %s", error_id, body.get("type"), exc_info=error)
 
+    app.middleware(log_event_id)
     app.middleware(clean_strings)
     events.register(app, services)
     actions.register(app, services)
