@@ -35,4 +35,7 @@ async def log_event_id(req: AsyncBoltRequest, resp: BoltResponse,
     body = req.body if isinstance(req.body, dict) else {}
     event_id = body.get("event_id") or body.get("trigger_id")
     log_context.slack_event_id.set(str(event_id) if event_id else None)
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    log.debug("Slack %s %s", body.get("type") or ("command" if body.get("command") else "?"),
+              event.get("type") or body.get("command") or "")
     return await next()

@@ -141,6 +141,7 @@ class Worker:
 
     async def _drain(self, conversation_id: int) -> None:
         log_context.conversation_id.set(conversation_id)  # this task's log lines name the case
+        log.debug("working on conversation %s", conversation_id)
         async with self._slots:
             try:
                 await self._drain_claimed(conversation_id)

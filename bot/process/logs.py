@@ -88,6 +88,20 @@ class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler this module installs (replaced, not stacked, when configured again)."""
 
 
+# litellm gives these loggers a stderr handler of its own when it is imported (which happens
+# after logging is configured): its lines would escape the format and the redaction, and show
+# twice. They keep only the root handler.
+_OWN_HANDLER_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+
+
+def _adopt(name: str) -> None:
+    logger = logging.getLogger(name)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.addHandler = lambda handler: None  # type: ignore[method-assign]
+
+
 def configure_logging(level: str, *, format: Literal["text", "json"] = "text",
                       secrets: list[str] | tuple[str, ...] = ()) -> None:
     """Send every log line to stderr in `format`, hiding `secrets` (values shorter than 6
@@ -100,6 +114,8 @@ def configure_logging(level: str, *, format: Literal["text", "json"] = "text",
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in _OWN_HANDLER_LOGGERS:
+        _adopt(name)
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -121,10 +121,18 @@ async def run_report(config: AppConfig, *, since: str, format: str) -> int:
     except ValueError as error:
         print(f"error: --since: {error}", file=sys.stderr)
         return 2
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(config.database.url).render_as_string(hide_password=True)
     engine = create_engine(config.database.url)
     try:
         async with create_session_factory(engine)() as session:
             report = await build_report(session, since=utcnow() - period)
+    except Exception as error:  # noqa: BLE001 - any database failure ends the command
+        print(f"error: cannot read the database {shown}: {type(error).__name__}: "
+              f"{str(error).splitlines()[0][:200]}\n  check database.url; `python -m bot doctor` "
+              "says what is wrong", file=sys.stderr)
+        return 1
     finally:
         await engine.dispose()
     print(FORMATS[format](report).rstrip("\n"), flush=True)
