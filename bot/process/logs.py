@@ -18,7 +18,7 @@ from typing import Any, Literal
 from bot.toolkit import log_context
 
 REDACTED = "***"
-_NOISY = ("slack_sdk", "slack_bolt", "LiteLLM", "litellm", "httpx", "aiosqlite", "asyncio",
+_NOISY = ("slack_sdk", "slack_bolt", "litellm", "httpx", "aiosqlite", "asyncio",
           "aiohttp.access", "apscheduler")
 
 
@@ -116,6 +116,8 @@ def configure_logging(level: str, *, format: Literal["text", "json"] = "text",
     root.setLevel(level.upper())
     for name in _OWN_HANDLER_LOGGERS:
         _adopt(name)
+        # a line per model call at INFO ("completion() model= ..."): only its warnings
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     logging.getLogger("alembic").setLevel(logging.WARNING)

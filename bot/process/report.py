@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from bot.config import AppConfig
@@ -123,7 +124,13 @@ async def run_report(config: AppConfig, *, since: str, format: str) -> int:
         return 2
     from sqlalchemy.engine import make_url
 
-    shown = make_url(config.database.url).render_as_string(hide_password=True)
+    url = make_url(config.database.url)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not Path(url.database).is_file():
+        print(f"error: the database {shown} does not exist (check database.url)",
+              file=sys.stderr)
+        return 1
     engine = create_engine(config.database.url)
     try:
         async with create_session_factory(engine)() as session:

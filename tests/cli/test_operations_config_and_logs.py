@@ -79,8 +79,10 @@ def test_secrets_are_hidden_in_every_format(capsys):
                 assert "[case=7]" in err.splitlines()[0]
             # short values are not treated as secrets: ordinary words stay readable
             assert "calling upward with ***" in err
-    finally:
-        configure_logging("INFO")
+    finally:  # leave no handler bound to the captured stream
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if type(h).__name__ == "_OurHandler"]:
+            root.removeHandler(handler)
 
 
 async def test_run_logs_json_with_case_and_event_ids_and_no_secret(database_url, model,
