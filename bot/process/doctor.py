@@ -9,7 +9,6 @@ refuse, or no staff would ever see a case). `doctor` exits 1 when any finding fa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,18 +97,12 @@ class Doctor:
             return
         client = make_web_client(token=token, api_url=self.config.slack.api_url, retries=0,
                                  timeout=SLACK_TIMEOUT)
-        try:
-            identity = await self._check_token(client)
-            if identity is None:
-                return
-            if self.config.slack.mode == "socket":
-                await self._check_app_token()
-            await self._check_channels(client, own_team=identity[1])
-        finally:
-            with contextlib.suppress(Exception):
-                session = getattr(client, "session", None)
-                if session is not None:
-                    await session.close()
+        identity = await self._check_token(client)
+        if identity is None:
+            return
+        if self.config.slack.mode == "socket":
+            await self._check_app_token()
+        await self._check_channels(client, own_team=identity[1])
 
     async def _check_token(self, client: AsyncWebClient) -> tuple[str, str] | None:
         api_url = self.config.slack.api_url
