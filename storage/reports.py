@@ -203,8 +203,7 @@ async def build_report(session: AsyncSession, *, since: datetime,
         calls = await session.execute(
             select(Message.conversation_id, Message.prompt_tokens, Message.completion_tokens,
                    Message.cost_usd)
-            .where(Message.conversation_id.in_(chunk), Message.role == "assistant",
-                   Message.model.is_not(None)))
+            .where(Message.conversation_id.in_(chunk), Message.model.is_not(None)))
         for conversation_id, prompt, completion, cost in calls:
             case = cases[conversation_id]
             case.model_calls += 1

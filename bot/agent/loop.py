@@ -130,6 +130,8 @@ class Agent:
                 return
         if self._router is not None and history[-1].role == "user":
             decision = await self._router.decide(history[-1].text or "")
+            if decision.usage is not None:
+                await self._record_router_usage(history[-1].id, decision.usage)
             if decision.needs_human:
                 await self._route_to_humans(conversation_id, self._router.name, decision.reason)
                 return
@@ -221,6 +223,16 @@ class Agent:
                                     texts.model_no_usable_answer(attempts))
             await session.commit()
             return pending
+
+    async def _record_router_usage(self, message_id: int, usage: ModelResult) -> None:
+        """The router's call is measured on the customer message it classified."""
+        async with self._sessions() as session:
+            message = await messages.get_message(session, message_id)
+            message.model = usage.model
+            message.prompt_tokens = usage.prompt_tokens
+            message.completion_tokens = usage.completion_tokens
+            message.cost_usd = usage.cost_usd
+            await session.commit()
 
     async def _route_to_humans(self, conversation_id: int, router: str, reason: str) -> None:
         async with self._sessions() as session:

@@ -110,11 +110,23 @@ class ModelClient:
         )
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
+        vectors, _ = await self.embed_measured(texts, model=model)
+        return vectors
+
+    async def embed_measured(self, texts: list[str], *, model: str
+                             ) -> tuple[list[list[float]], ModelResult]:
+        """The vectors, and the call's tokens and cost (as a ModelResult without text)."""
         try:
             response = await litellm.aembedding(model=model, input=texts, **self._common_no_model())
         except Exception as error:
             raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
-        return [item["embedding"] for item in response.data]
+        usage = getattr(response, "usage", None)
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        answered = getattr(response, "model", None)
+        usage_result = ModelResult(
+            text=None, model=answered or model, prompt_tokens=prompt_tokens,
+            completion_tokens=0, cost_usd=call_cost(model, answered, prompt_tokens, 0))
+        return [item["embedding"] for item in response.data], usage_result
 
     def _common_no_model(self) -> dict[str, Any]:
         args = self._common()

@@ -168,3 +168,43 @@ async def test_unknown_model_counts_tokens_at_no_cost(bot, slack, model):
     assert report.model_calls == 1 and report.prompt_tokens > 0
     assert report.cost_usd == 0.0 and report.unpriced_calls == 0
     assert "Model cost" in as_table(report)
+
+
+async def test_router_calls_are_measured_on_the_customer_message(start, slack, model, tmp_path):
+    """The classifier's and the embeddings router's calls on a message count in the report."""
+    bot = await start(llm={"model": MODEL},
+                      routing={"router": "classifier", "model": "openai/gpt-4o"})
+    model.script(Reply('{"needs_human": false, "reason": ""}'), Reply("Opening hours: 9-5."))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "When are you open?")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
+    await bot.services.worker.idle()
+    async with bot.services.sessions() as session:
+        customer = (await session.execute(select(Message).where(Message.role == "user"))
+                    ).scalar_one()
+        report = await build_report(session, since=utcnow() - timedelta(hours=1))
+    assert customer.model == "gpt-4o" and customer.prompt_tokens > 0
+    prompt_cost, completion_cost = litellm.cost_per_token(
+        model="openai/gpt-4o", prompt_tokens=customer.prompt_tokens,
+        completion_tokens=customer.completion_tokens)
+    assert abs(customer.cost_usd - (prompt_cost + completion_cost)) < 1e-12
+    assert report.model_calls == 2 and report.cost_usd > customer.cost_usd
+
+    examples = tmp_path / "examples.yaml"
+    examples.write_text("- {text: 'speak to a manager now', route: human}\n"
+                        "- {text: 'what are your opening hours', route: bot}\n")
+    await bot.stop()
+    embedding = await start(routing={"router": "embeddings", "examples_file": str(examples),
+                                     "embedding_model": "openai/text-embedding-3-small"})
+    model.script(Reply("We open at nine."))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "what are your opening hours today")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
+                                 predicate=lambda m: "nine" in m["text"])
+    await embedding.services.worker.idle()
+    async with embedding.services.sessions() as session:
+        routed = (await session.execute(select(Message).where(
+            Message.role == "user", Message.text == "what are your opening hours today"))
+        ).scalar_one()
+    assert routed.prompt_tokens and routed.completion_tokens == 0 and routed.cost_usd > 0
+    assert routed.cost_usd == litellm.cost_per_token(
+        model="openai/text-embedding-3-small", prompt_tokens=routed.prompt_tokens,
+        completion_tokens=0)[0]
