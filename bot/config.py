@@ -216,6 +216,11 @@ class RoutingSettings(_Section):
     threshold: float = Field(default=0.8, ge=0, le=1)
 
 
+class LoggingSettings(_Section):
+    # text: readable lines for a terminal; json: one JSON object per line for a collector.
+    format: Literal["text", "json"] = "text"
+
+
 class AppConfig(_Section):
     slack: SlackSettings = SlackSettings()
     channels: ChannelSettings = ChannelSettings()
@@ -224,6 +229,7 @@ class AppConfig(_Section):
     database: DatabaseSettings = DatabaseSettings()
     timers: TimerSettings = TimerSettings()
     routing: RoutingSettings = RoutingSettings()
+    logging: LoggingSettings = LoggingSettings()
     log_level: str = "INFO"
 
 
@@ -273,16 +279,38 @@ def parse_config(raw: dict[str, Any] | None, *, source: str = "app.yaml",
         raise ConfigError(_format_validation_error(error, source)) from None
 
 
-def load_config(path: str | Path = "app.yaml", *, environ: dict[str, str] | None = None,
-                ) -> AppConfig:
-    """Read and validate app.yaml; a missing file means all defaults."""
+DEFAULT_CONFIG = "app.yaml"
+
+
+def resolve_config_path(path: str | Path | None) -> Path | None:
+    """The file to read: `path` when one was given (it must exist: a misspelled --config is an
+    error naming it, never silently the defaults); without one, ./app.yaml when it exists, else
+    None (all defaults, as on a machine that only sets environment variables)."""
+    if path is None:
+        default = Path(DEFAULT_CONFIG)
+        return default if default.is_file() else None
     file = Path(path)
     if not file.exists():
-        return parse_config({}, source=str(file), environ=environ)
+        raise ConfigError(f"config file not found: {file} (resolved to {file.absolute()}); "
+                          "check --config, or leave it out to use ./app.yaml")
+    if not file.is_file():
+        raise ConfigError(f"config path is not a file: {file}")
+    return file
+
+
+def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None,
+                ) -> AppConfig:
+    """Read and validate the configuration file (see `resolve_config_path`); no file given and
+    no ./app.yaml means all defaults."""
+    file = resolve_config_path(path)
+    if file is None:
+        return parse_config({}, source="(defaults: no app.yaml)", environ=environ)
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot be read: {error}") from None
     return parse_config(raw, source=str(file), environ=environ)
 
 

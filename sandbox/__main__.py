@@ -9,13 +9,14 @@ import asyncio
 import sys
 
 from bot.config import ConfigError, load_config
-from bot.process.logs import configure_logging
+from bot.process.logs import configure_from
 from sandbox.run import run_sandbox
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
-    parser.add_argument("--config", default="app.yaml")
+    parser.add_argument("--config", default=None,
+                        help="configuration file (default: ./app.yaml when present)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    configure_logging(config.log_level)
+    configure_from(config)
     try:
         asyncio.run(run_sandbox(config, host=args.host, port=args.port))
     except KeyboardInterrupt:

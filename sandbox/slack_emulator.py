@@ -26,8 +26,10 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from sandbox import slack_payloads as p
@@ -45,6 +47,14 @@ from sandbox.slack_state import Channel, SlackError, User, Usergroup, Workspace,
 from sandbox.waiters import Waiters
 
 log = logging.getLogger(__name__)
+
+MANIFEST = Path(__file__).resolve().parent.parent / "slack-manifest.yaml"
+
+
+def manifest_bot_scopes(manifest: Path = MANIFEST) -> list[str]:
+    """The bot scopes the shipped app manifest asks for: what an installed app is granted."""
+    data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    return list(((data.get("oauth_config") or {}).get("scopes") or {}).get("bot") or [])
 
 __all__ = ["ApiCall", "DeliveryResult", "NoAppConnected", "ResponsePost", "SlackEmulator"]
 
@@ -65,6 +75,9 @@ class SlackEmulator(PeopleActions):
         self.bot_token = bot_token
         self.app_token = app_token
         self.signing_secret = signing_secret
+        # The bot token's granted scopes, returned like Slack does in the `x-oauth-scopes`
+        # header of every Web API call made with it; a test removes one to play a stale install.
+        self.scopes: list[str] = manifest_bot_scopes()
         self.api = WebApi(self.ws, self._on_change)
         self.api.methods["apps.connections.open"] = self._apps_connections_open
         self.socket = SocketHub(app_id)
@@ -399,6 +412,8 @@ class SlackEmulator(PeopleActions):
             token = auth[7:].strip()
         status, headers = 200, {"X-Slack-Req-Id": uuid.uuid4().hex}
         handler = self.api.methods.get(method)
+        if handler is not None and token and token == self.bot_token:
+            headers["x-oauth-scopes"] = ",".join(self.scopes)
         if handler is None:
             status, body = 404, {"ok": False, "error": "unknown_method"}
         elif (error := self._auth_error(method, token)) is not None:

@@ -26,12 +26,16 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot.process.report import FORMATS as REPORT_FORMATS
+from bot.toolkit.business_time import parse_duration
 from sandbox import demo_workspace as demo
 from sandbox import page_actions as act
 from sandbox.history import conversation_history
 from sandbox.page_state import MANIFEST, snapshot
 from sandbox.run import Sandbox
 from sandbox.slack_emulator import SlackEmulator
+from storage.models import utcnow
+from storage.reports import build_report
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +157,24 @@ def build_web_app(sandbox: Sandbox) -> web.Application:
                                            thread_ts=request.query.get("thread_ts", ""))
         return web.json_response({"ok": True, "conversation": found})
 
+    async def report(request: web.Request) -> web.Response:
+        """`python -m bot report` of the sandbox's database: ?since=7d&format=table|json|csv."""
+        bot = sandbox.bot
+        if bot is None:
+            return _error(503, "The sandbox is restarting; try again in a moment.")
+        fmt = request.query.get("format", "table")
+        if fmt not in REPORT_FORMATS:
+            return _error(400, f"format must be one of {sorted(REPORT_FORMATS)}")
+        try:
+            period = parse_duration(request.query.get("since", "7d"))
+        except ValueError as error:
+            return _error(400, f"since: {error}")
+        async with bot.services.sessions() as session:
+            found = await build_report(session, since=utcnow() - period)
+        content_type = {"json": "application/json", "csv": "text/csv"}.get(fmt, "text/plain")
+        return web.Response(text=REPORT_FORMATS[fmt](found) + "\n", content_type=content_type,
+                            headers={"Cache-Control": "no-store"})
+
     async def reset(request: web.Request) -> web.Response:
         cleared = await sandbox.reset()
         return web.json_response({"ok": True, "database_cleared": cleared})
@@ -165,6 +187,7 @@ def build_web_app(sandbox: Sandbox) -> web.Application:
     app.router.add_static("/static/", STATIC)
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/history", history)
+    app.router.add_get("/report", report)
     app.router.add_get("/api/events", _events)
     app.router.add_post("/api/message", action(message))
     app.router.add_post("/api/reaction", action(reaction))

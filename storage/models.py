@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -95,6 +96,8 @@ class Conversation(Base):
     waiting_on_humans_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     customer_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_human_activity_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When the case was last resolved; cleared when it opens again.
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Lease: the worker that currently runs this conversation's work items.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -134,6 +137,8 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    # USD of the model call that produced this row (litellm's cost table; 0 for unknown models).
+    cost_usd: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

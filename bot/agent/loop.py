@@ -131,6 +131,8 @@ class Agent:
                 return
         if self._router is not None and history[-1].role == "user":
             decision = await self._router.decide(history[-1].text or "")
+            if decision.usage is not None:
+                await self._record_router_usage(history[-1].id, decision.usage)
             if decision.needs_human:
                 await self._route_to_humans(conversation_id, self._router.name, decision.reason)
                 return
@@ -209,6 +211,7 @@ class Agent:
             message.model = result.model
             message.prompt_tokens = result.prompt_tokens
             message.completion_tokens = result.completion_tokens
+            message.cost_usd = result.cost_usd
             limits.mark(message, limits.UNUSABLE)
             pending = None
             if attempts <= self._config.llm.empty_answer_retries:
@@ -221,6 +224,16 @@ class Agent:
                                     texts.model_no_usable_answer(attempts))
             await session.commit()
             return pending
+
+    async def _record_router_usage(self, message_id: int, usage: ModelResult) -> None:
+        """The router's call is measured on the customer message it classified."""
+        async with self._sessions() as session:
+            message = await messages.get_message(session, message_id)
+            message.model = usage.model
+            message.prompt_tokens = usage.prompt_tokens
+            message.completion_tokens = usage.completion_tokens
+            message.cost_usd = usage.cost_usd
+            await session.commit()
 
     async def _route_to_humans(self, conversation_id: int, router: str, reason: str) -> None:
         async with self._sessions() as session:
@@ -235,6 +248,10 @@ class Agent:
             message = await messages.get_message(session, message_id)
             message.status = "failed"  # the answer is withheld: a person takes over
             message.text = result.text
+            message.model = result.model
+            message.prompt_tokens = result.prompt_tokens
+            message.completion_tokens = result.completion_tokens
+            message.cost_usd = result.cost_usd
             conversation = await conversations.get_conversation(session, message.conversation_id)
             await self._handover.hand_to_humans(session, conversation,
                                                 f"router structured: {reason}")
@@ -259,6 +276,7 @@ class Agent:
             message.model = result.model
             message.prompt_tokens = result.prompt_tokens
             message.completion_tokens = result.completion_tokens
+            message.cost_usd = result.cost_usd
             message.tool_calls = [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in result.tool_calls
             ] or None

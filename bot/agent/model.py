@@ -45,6 +45,8 @@ class ModelResult:
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # USD from litellm's cost table; 0.0 for a model the table does not know.
+    cost_usd: float | None = None
 
     @property
     def usable(self) -> bool:
@@ -99,23 +101,55 @@ class ModelClient:
         calls = [ToolCall(id=call.id, name=call.function.name or "",
                           arguments=_parse_arguments(call.function.arguments))
                  for call in (message.tool_calls or [])]
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        completion_tokens = getattr(usage, "completion_tokens", None)
         return ModelResult(
             text=message.content or None, tool_calls=calls, model=response.model,
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=getattr(usage, "completion_tokens", None),
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            cost_usd=call_cost(args["model"], response.model, prompt_tokens, completion_tokens),
         )
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
+        vectors, _ = await self.embed_measured(texts, model=model)
+        return vectors
+
+    async def embed_measured(self, texts: list[str], *, model: str
+                             ) -> tuple[list[list[float]], ModelResult]:
+        """The vectors, and the call's tokens and cost (as a ModelResult without text)."""
         try:
             response = await litellm.aembedding(model=model, input=texts, **self._common_no_model())
         except Exception as error:
             raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
-        return [item["embedding"] for item in response.data]
+        usage = getattr(response, "usage", None)
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        answered = getattr(response, "model", None)
+        usage_result = ModelResult(
+            text=None, model=answered or model, prompt_tokens=prompt_tokens,
+            completion_tokens=0, cost_usd=call_cost(model, answered, prompt_tokens, 0))
+        return [item["embedding"] for item in response.data], usage_result
 
     def _common_no_model(self) -> dict[str, Any]:
         args = self._common()
         args.pop("model")
         return args
+
+
+def call_cost(requested: str, answered: str | None, prompt_tokens: int | None,
+              completion_tokens: int | None) -> float:
+    """What a call cost in USD by litellm's cost table: the model that answered (providers name
+    the dated version), else the model asked for; 0.0 when the table knows neither (a local or
+    self-hosted model), so tokens are still counted."""
+    prompt, completion = prompt_tokens or 0, completion_tokens or 0
+    if not prompt and not completion:
+        return 0.0
+    for name in dict.fromkeys(n for n in (answered, requested) if n):
+        try:
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=name, prompt_tokens=prompt, completion_tokens=completion)
+        except Exception:  # noqa: BLE001 - litellm raises plain Exceptions for unknown models
+            continue
+        return float(prompt_cost) + float(completion_cost)
+    return 0.0
 
 
 async def warm_up() -> None:

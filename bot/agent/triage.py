@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from bot.agent.model import ModelClient, ModelError
+from bot.agent.model import ModelClient, ModelError, ModelResult
 from bot.config import AppConfig, ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ STRUCTURED_INSTRUCTIONS = (
 class RouteDecision:
     needs_human: bool
     reason: str
+    # The router's model call on this message (tokens, cost), stored with the message.
+    usage: ModelResult | None = None
 
 
 class Router(Protocol):
@@ -85,7 +87,8 @@ class ClassifierRouter:
             log.warning("classifier router failed, the bot keeps the case: %s", error)
             return RouteDecision(False, "")
         data = _json_object(result.text)
-        return RouteDecision(bool(data.get("needs_human")), str(data.get("reason") or ""))
+        return RouteDecision(bool(data.get("needs_human")), str(data.get("reason") or ""),
+                             usage=result)
 
 
 def load_examples(path: str | Path) -> list[tuple[str, str]]:
@@ -126,7 +129,8 @@ class EmbeddingsRouter:
     async def decide(self, text: str) -> RouteDecision:
         try:
             vectors = await self._example_vectors()
-            [query] = await self._model.embed([text], model=self._embedding_model)
+            [query], usage = await self._model.embed_measured([text],
+                                                              model=self._embedding_model)
         except ModelError as error:
             log.warning("embeddings router failed, the bot keeps the case: %s", error)
             return RouteDecision(False, "")
@@ -134,8 +138,9 @@ class EmbeddingsRouter:
             (cosine(query, vector), example) for vector, example in zip(
                 vectors, self._examples, strict=True))
         if route == "human" and score >= self._threshold:
-            return RouteDecision(True, f"similar to {example!r} ({score:.2f})")
-        return RouteDecision(False, f"closest example {example!r} ({score:.2f}, {route})")
+            return RouteDecision(True, f"similar to {example!r} ({score:.2f})", usage=usage)
+        return RouteDecision(False, f"closest example {example!r} ({score:.2f}, {route})",
+                             usage=usage)
 
 
 def build_router(config: AppConfig, model: ModelClient) -> Router | None:

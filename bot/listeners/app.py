@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.config import AppConfig
 from bot.listeners import actions, case_actions, commands, events, shortcuts, views
-from bot.listeners.middleware import clean_strings
+from bot.listeners.middleware import clean_strings, log_event_id
 from bot.pipeline.worker import Worker
 from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.case_lookup import CaseLookup
@@ -63,6 +63,7 @@ def build_app(parts: ListenerParts) -> AsyncApp:
         error_id = uuid.uuid4().hex[:8]
         log.error("unhandled error %s on %s", error_id, body.get("type"), exc_info=error)
 
+    app.middleware(log_event_id)
     app.middleware(clean_strings)
     _register_all(app, parts)
     return app

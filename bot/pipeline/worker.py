@@ -20,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pipeline.outbox import Outbox
+from bot.toolkit import log_context
 from storage import conversations, work_items
 from storage.db import is_unavailable
 from storage.models import WorkItem, utcnow
@@ -139,6 +140,8 @@ class Worker:
             await session.commit()
 
     async def _drain(self, conversation_id: int) -> None:
+        log_context.conversation_id.set(conversation_id)  # this task's log lines name the case
+        log.debug("working on conversation %s", conversation_id)
         async with self._slots:
             try:
                 await self._drain_claimed(conversation_id)

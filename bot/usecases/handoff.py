@@ -78,6 +78,7 @@ class Handoff:
         history = await messages.list_history(session, conversation.id)
         if conversation.status != "open":
             conversation.status = "open"
+            conversation.resolved_at = None
         if to != "bot":
             owner_name = texts.who(to) if to != "humans" else "the support team"
             for request in await human_requests.pending_requests(session, conversation.id):
@@ -124,6 +125,7 @@ class Handoff:
             if conversation.status == "resolved":
                 raise BadCommand(texts.case_already_resolved(case_number))
             conversation.status = "resolved"
+            conversation.resolved_at = utcnow()
             conversations.set_waiting_on_humans(conversation, False)
             # The bot owns a resolved case; the question posts are redrawn for that owner.
             if conversation.assignee != "bot":

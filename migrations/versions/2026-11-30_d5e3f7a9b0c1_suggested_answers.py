@@ -1,7 +1,7 @@
 """suggested answers on askHuman questions
 
 Revision ID: d5e3f7a9b0c1
-Revises: b3f1c2d4e5a6
+Revises: c4d2e6f7a8b9
 Create Date: 2026-11-30 21:00:00
 
 The model may give, with its question, the answer it would send if its guess is right; staff
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "d5e3f7a9b0c1"
-down_revision = "b3f1c2d4e5a6"
+down_revision = "c4d2e6f7a8b9"
 branch_labels = None
 depends_on = None
 

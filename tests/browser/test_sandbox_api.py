@@ -227,3 +227,23 @@ async def test_buttons_of_an_ephemeral_message(http: aiohttp.ClientSession) -> N
     assert relayed["username"] == "Sam"
     stored = await history(http, ACME, posted["ts"])
     assert stored["messages"][-1]["metadata"]["provider"] == "human"
+
+
+async def test_the_page_links_the_report_of_its_cases(http: aiohttp.ClientSession) -> None:
+    """Issue 13: the sandbox shows `python -m bot report` of its own database."""
+    async with http.get("/") as response:
+        assert 'href="/report"' in await response.text()
+    posted = await act(http, "/api/message", **{"as": CAROL, "channel": ACME,
+                                                "text": "What are your opening hours?"})
+    await until(http, CAROL, bot_reply(ACME, posted["ts"], "Monday to Friday"))
+    async with http.get("/report", params={"format": "json"}) as response:
+        assert response.status == 200
+        figures = await response.json()
+    assert figures["conversations"] == 1 and figures["needed_person"] == 0
+    assert figures["model_calls"] >= 1 and figures["prompt_tokens"] > 0
+    assert figures["cost_usd"] == 0  # the offline demo model has no price
+    async with http.get("/report") as response:
+        assert response.content_type == "text/plain"
+        assert "Conversations" in await response.text()
+    async with http.get("/report", params={"format": "xml"}) as response:
+        assert response.status == 400
