@@ -30,8 +30,9 @@ async def command(slack, text):
 
 
 async def play_cases(bot, slack, model) -> None:
-    """#1 answered by the bot alone; #2 the model asks staff, who answer; #3 the model
-    transfers to the team; #4 staff take over, answer, and resolve."""
+    """Conversation 1 answered by the bot alone (staff never see it: no case number); 2 (case
+    #1) the model asks staff, who answer; 3 (#2) the model transfers to the team; 4 (#3) staff
+    take over from the customer's message, answer, and resolve."""
     worker = bot.services.worker
     model.script(Reply("We ship worldwide."))
     one = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Norway?")
@@ -50,22 +51,23 @@ async def play_cases(bot, slack, model) -> None:
 
     model.script(ToolCalls([("transferToHuman", {"reason": "legal question"})]))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Can I sue you?")
-    await slack.wait_for_message(SUPPORT, predicate=lambda m: "#3" in str(m))
+    await slack.wait_for_message(SUPPORT, predicate=lambda m: "#2" in str(m))
     await worker.idle()
 
     model.script(Reply("Let me look into your invoice."))
     four = await slack.user_posts(CUSTOMERS, CUSTOMER, "My invoice is wrong.")
     await slack.wait_for_message(CUSTOMERS, thread_ts=four)
     await worker.idle()
-    assert "case #4" in await command(slack, "take 4")
+    await slack.message_shortcut("case-take-shortcut", user=STAFF, channel=CUSTOMERS,
+                                 message_ts=four)
     await worker.idle()
-    thread = await slack.wait_for_message(SUPPORT, predicate=lambda m: "#4" in str(m))
+    thread = await slack.wait_for_message(SUPPORT, predicate=lambda m: "#3" in str(m))
     await slack.user_posts(SUPPORT, STAFF, "Fixed, a new invoice is on its way.",
                            thread_ts=thread.get("thread_ts") or thread["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=four,
                                  predicate=lambda m: "new invoice" in m["text"])
     await worker.idle()
-    assert "#4" in await command(slack, "resolve 4")
+    assert "#3" in await command(slack, "resolve 3")
     await worker.idle()
 
 
