@@ -122,19 +122,39 @@ async def conversations_with_open_work(session: AsyncSession, *, limit: int = 50
     return list(rows.scalars())
 
 
+class AssigneeChanged(Exception):
+    """Another transaction changed the case's assignee since this one read it."""
+
+    def __init__(self, now_with: str | None) -> None:
+        super().__init__(f"the case is now with {now_with}")
+        self.now_with = now_with
+
+
 async def change_assignee(
     session: AsyncSession, conversation: Conversation, *, to: str, by: str, reason: str
 ) -> AssignmentChange | None:
-    """Record and apply a new assignee; returns None when nothing changes."""
+    """Record and apply a new assignee; returns None when nothing changes. The change applies
+    only if the assignee is still the one this transaction read (a conditional UPDATE): of two
+    people changing it at once, the second gets AssigneeChanged and changes nothing."""
     if conversation.assignee == to:
         return None
+    old, active = conversation.assignee, utcnow() if to != "bot" else None
+    applied = await session.execute(
+        update(Conversation).where(Conversation.id == conversation.id,
+                                   Conversation.assignee == old)
+        .values(assignee=to, last_human_activity_at=active)
+        .execution_options(synchronize_session=False))
+    if applied.rowcount != 1:
+        now_with = (await session.execute(select(Conversation.assignee).where(
+            Conversation.id == conversation.id))).scalar_one_or_none()
+        raise AssigneeChanged(now_with)
+    set_committed_value(conversation, "assignee", to)
+    set_committed_value(conversation, "last_human_activity_at", active)
     change = AssignmentChange(
-        conversation_id=conversation.id, from_assignee=conversation.assignee,
-        to_assignee=to, changed_by=by, reason=reason,
+        conversation_id=conversation.id, from_assignee=old, to_assignee=to, changed_by=by,
+        reason=reason,
     )
     session.add(change)
-    conversation.assignee = to
-    conversation.last_human_activity_at = utcnow() if to != "bot" else None
     return change
 
 

@@ -78,3 +78,11 @@ async def close_request(
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+async def first_request(session: AsyncSession, conversation_id: int) -> HumanRequest | None:
+    """The conversation's first askHuman question."""
+    return (await session.execute(
+        select(HumanRequest).where(HumanRequest.conversation_id == conversation_id)
+        .order_by(HumanRequest.id).limit(1)
+        .execution_options(populate_existing=True))).scalars().first()

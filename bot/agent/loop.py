@@ -38,6 +38,7 @@ from bot.agent.triage import STRUCTURED_INSTRUCTIONS, Router, parse_structured_a
 from bot.config import AppConfig
 from bot.toolkit import texts
 from bot.toolkit.blocks import draft_blocks, human_request_blocks
+from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.due_times import request_due_times, working_time, working_zone
 from bot.toolkit.mrkdwn import to_mrkdwn
 from bot.toolkit.posts import PostQueue, post_exists
@@ -90,14 +91,6 @@ def latest_customer_ts(history: list[Message]) -> str | None:
             return message.slack_ts
     return None
 
-
-def conversation_excerpt(history: list[Message], limit: int = 6) -> list[str]:
-    lines = []
-    for message in history:
-        if message.text and message.role in ("user", "assistant"):
-            who = "Customer" if message.role == "user" else (message.agent_name or "Bot")
-            lines.append(texts.excerpt_line(who, message.text))
-    return lines[-limit:]
 
 
 class Agent:
@@ -381,13 +374,14 @@ class Agent:
                 texts.human_request_notification(conversation.case_number, request.question),
                 key=f"ask:{request.id}", blocks=blocks,
                 on_sent={"human_request_ids": [request.id], "support_thread": opens_thread})
-        if conversation.waiting_on_humans_since is None:
-            conversations.set_waiting_on_humans(conversation, True, now)
-            if not working.is_open(now):
-                back = texts.team_back_at(working.next_open(now), working_zone(self._config))
-                await self._posts.to_customer(session, conversation, texts.team_away_note(back),
-                                              key=f"away:{conversation.id}:{message.id}")
-                return True
+        starts_waiting = conversation.waiting_on_humans_since is None
+        conversations.set_waiting_on_humans(conversation, True, now)
+        await refresh_case_card(session, self._posts, conversation)
+        if starts_waiting and not working.is_open(now):
+            back = texts.team_back_at(working.next_open(now), working_zone(self._config))
+            await self._posts.to_customer(session, conversation, texts.team_away_note(back),
+                                          key=f"away:{conversation.id}:{message.id}")
+            return True
         return False
 
     async def _transfer(self, session: AsyncSession, conversation: Conversation,

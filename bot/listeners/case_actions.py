@@ -1,9 +1,9 @@
-"""Buttons on case posts (take over, return to bot, assign), on the private "what did you
-mean?" question about a staff reply, and on draft answers. Every click re-checks that the
-clicker is staff. *Take over* re-checks that the case is still with the assignee its card was
-drawn for, so an old card never silently takes a case from someone; returning to the bot and
-assigning name the next owner on purpose and work from any card. Draft buttons re-check that
-the draft is still waiting."""
+"""Buttons on case posts (take over, return to bot, assign, resolve, reopen), on the private
+"what did you mean?" question about a staff reply, and on draft answers. Every click re-checks
+that the clicker is staff. *Take over* re-checks that the case is still with the assignee its
+card was drawn for, so an old card never silently takes a case from someone; returning to the
+bot and assigning name the next owner on purpose and work from any card. Draft buttons
+re-check that the draft is still waiting."""
 
 from __future__ import annotations
 
@@ -66,6 +66,18 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway, handoff: Han
 
         await guarded(body, open_modal)
 
+    async def on_resolve_or_reopen_click(ack: AsyncAck, body: dict[str, Any],
+                                         action: dict[str, Any]) -> None:
+        await ack()
+        case_number = CaseButtonValue.decode(action["value"]).case_number
+        operation = (handoff.resolve if action["action_id"] == CaseAction.resolve
+                     else handoff.reopen)
+
+        async def change(user_id: str, _name: str) -> int:
+            return (await operation(case_number=case_number, by=user_id)).conversation_id
+
+        await guarded(body, change)
+
     async def on_staff_reply_choice(ack: AsyncAck, body: dict[str, Any],
                                     action: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
@@ -124,6 +136,8 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway, handoff: Han
     app.action(CaseAction.take.value)(assign_on_click(True, "Take over button"))
     app.action(CaseAction.return_to_bot.value)(assign_on_click(False, "Return to bot button"))
     app.action(CaseAction.assign.value)(on_assign_button_click)
+    app.action(CaseAction.resolve.value)(on_resolve_or_reopen_click)
+    app.action(CaseAction.reopen.value)(on_resolve_or_reopen_click)
     for choice in StaffReplyAction:
         app.action(choice.value)(on_staff_reply_choice)
     app.action(DraftAction.send.value)(on_draft_send_click)

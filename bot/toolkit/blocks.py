@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -75,6 +76,49 @@ def human_request_blocks(*, case_number: int, customer_name: str, channel_id: st
     return _blocks(*blocks)
 
 
+@dataclass(frozen=True)
+class QuestionPart:
+    """The question a case card shows when that question's post opened the case thread."""
+
+    request_id: int
+    number: int
+    question: str
+    suggestion: str | None
+    outcome: str | None  # None while the question waits for an answer
+
+
+def case_root_blocks(*, case_number: int, customer_name: str, channel_id: str,
+                     thread_ts: str, status: str, excerpt: list[str], assignee: str,
+                     resolved: bool, question: QuestionPart | None) -> list[dict[str, Any]]:
+    """The first post of a case thread, drawn from the case's state: who has it and since when,
+    the recent conversation, the question that opened it (if one did), and only the buttons
+    that make sense now."""
+    blocks: list[Any] = [
+        SectionBlock(text=MarkdownTextObject(text=case_header_text(
+            case_number=case_number, customer_name=customer_name, channel_id=channel_id,
+            thread_ts=thread_ts))),
+        ContextBlock(elements=[MarkdownTextObject(text=status[:2900])]),
+    ]
+    if excerpt:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
+    if question is not None:
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=texts.human_request_question(question.number, question.question)[:2900])))
+        if question.outcome is not None:
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=question.outcome)]))
+        else:
+            if question.suggestion:
+                blocks.append(SectionBlock(text=MarkdownTextObject(
+                    text=texts.suggested_answer_section(question.suggestion)[:2990])))
+                blocks.append(suggestion_buttons(question.request_id))
+            blocks.append(request_buttons(question.request_id, case_number, assignee,
+                                          with_take_over=False))
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(
+                text=texts.human_request_answer_hint(question.number))]))
+    blocks.append(case_buttons(case_number, assignee, resolved=resolved, live=True))
+    return _blocks(*blocks)
+
+
 def suggestion_buttons(request_id: int) -> ActionsBlock:
     """Send the model's suggested answer as it is, or edit it first."""
     value = str(request_id)
@@ -85,26 +129,42 @@ def suggestion_buttons(request_id: int) -> ActionsBlock:
     ])
 
 
-def request_buttons(request_id: int, case_number: int, drawn_for: str) -> ActionsBlock:
+def request_buttons(request_id: int, case_number: int, drawn_for: str, *,
+                    with_take_over: bool = True) -> ActionsBlock:
     value = str(request_id)
     case_value = CaseButtonValue(case_number, drawn_for).encode()
-    return ActionsBlock(block_id=f"request-{request_id}", elements=[
+    elements = [
         ButtonElement(text="Answer", action_id=RequestAction.answer, value=value, style="primary"),
         ButtonElement(text="Let the bot answer", action_id=RequestAction.bot_answers, value=value),
         ButtonElement(text="Cancel question", action_id=RequestAction.cancel, value=value,
                       style="danger"),
-        ButtonElement(text="Take over", action_id=CaseAction.take, value=case_value),
-    ])
+    ]
+    if with_take_over:
+        elements.append(ButtonElement(text="Take over", action_id=CaseAction.take,
+                                      value=case_value))
+    return ActionsBlock(block_id=f"request-{request_id}", elements=elements)
 
 
-def case_buttons(case_number: int, drawn_for: str) -> ActionsBlock:
-    """Take over, return to bot, assign; each carries the assignee the card was drawn for."""
+def case_buttons(case_number: int, drawn_for: str, *, resolved: bool = False,
+                 live: bool = False) -> ActionsBlock:
+    """The case's buttons; each carries the assignee the card was drawn for. A `live` card (the
+    case card, drawn from the case's state) shows only what makes sense in that state: a
+    resolved case offers *Reopen*; a case with the bot has nothing to return; any open case can
+    be resolved."""
     value = CaseButtonValue(case_number, drawn_for).encode()
-    return ActionsBlock(block_id=f"case-{case_number}", elements=[
-        ButtonElement(text="Take over", action_id=CaseAction.take, value=value, style="primary"),
-        ButtonElement(text="Return to bot", action_id=CaseAction.return_to_bot, value=value),
-        ButtonElement(text="Assign…", action_id=CaseAction.assign, value=value),
-    ])
+    if resolved:
+        return ActionsBlock(block_id=f"case-{case_number}", elements=[
+            ButtonElement(text="Reopen", action_id=CaseAction.reopen, value=value)])
+    elements = [ButtonElement(text="Take over", action_id=CaseAction.take, value=value,
+                              style="primary")]
+    if not live or drawn_for != "bot":
+        elements.append(ButtonElement(text="Return to bot", action_id=CaseAction.return_to_bot,
+                                      value=value))
+    elements.append(ButtonElement(text="Assign…", action_id=CaseAction.assign, value=value))
+    if live:
+        elements.append(ButtonElement(text="Resolve", action_id=CaseAction.resolve,
+                                      value=value))
+    return ActionsBlock(block_id=f"case-{case_number}", elements=elements)
 
 
 def case_card_blocks(*, case_number: int, customer_name: str, channel_id: str, thread_ts: str,

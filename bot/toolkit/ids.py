@@ -41,6 +41,8 @@ class CaseAction(StrEnum):
     take = "case-take"
     return_to_bot = "case-return"
     assign = "case-assign"
+    resolve = "case-resolve"
+    reopen = "case-reopen"
 
 
 @dataclass(frozen=True)

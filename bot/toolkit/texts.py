@@ -330,6 +330,14 @@ def case_already_resolved(case_number: int) -> str:
     return f"Case #{case_number} is already resolved; nothing changed."
 
 
+def case_not_resolved(case_number: int) -> str:
+    return f"Case #{case_number} is not resolved; nothing to reopen."
+
+
+def case_reopened(case_number: int, by: str) -> str:
+    return f":leftwards_arrow_with_hook: Case #{case_number} reopened by {who(by)}."
+
+
 def not_staff() -> str:
     return "Sorry, only members of the support team can do that. Nothing was changed."
 
@@ -388,3 +396,30 @@ def stale_button(case_number: int, assignee: str, command: str) -> str:
     return (f"This card is out of date: case #{case_number} is now with {who(assignee)}, so "
             f"nothing changed. See `{command} status #{case_number}`, and use "
             f"`{command} take {case_number}` if you still mean to take it over.")
+
+
+def question_outcome(number: int, status: str, name: str | None, answer: str | None) -> str:
+    """How a closed question ended, as its card says it."""
+    if status == "answered" and answer:
+        return human_request_answered(number, name or "someone", answer)
+    return f"{human_request_closed(number, status)} ({name or 'scheduler'})"
+
+
+def case_status(*, status: str, assignee: str, pending: int, waiting: timedelta | None,
+                oldest_question: timedelta | None) -> str:
+    """The case card's status line: who has the case now, and how long people have waited."""
+    if status == "resolved":
+        return ":white_check_mark: *Resolved.* Reopen it if the customer needs more."
+    if assignee == "humans":
+        line = ":raising_hand: *Unclaimed:* waiting for someone on the team to take it"
+    elif assignee != "bot":
+        line = f":bust_in_silhouette: *Owned by {who(assignee)}*"
+    elif pending:
+        line = f":hourglass_flowing_sand: *Waiting on staff:* {pending} question(s) open"
+    else:
+        line = ":robot_face: *The bot is answering*"
+    if oldest_question is not None:
+        line += f" · oldest question waiting {format_duration(oldest_question)}"
+    elif waiting is not None:
+        line += f" · customer waiting {format_duration(waiting)}"
+    return line

@@ -22,6 +22,7 @@ from bot.agent.loop import queue_next_step
 from bot.config import AppConfig
 from bot.toolkit import texts
 from bot.toolkit.blocks import thread_link
+from bot.toolkit.case_card import refresh_case_card
 from bot.toolkit.due_times import next_reminder_at, working_time, working_time_between, working_zone
 from bot.toolkit.posts import PostQueue, wake
 from bot.usecases.human_answers import HumanAnswers
@@ -200,6 +201,7 @@ class FollowUps:
                                oncall_mentions(self._config.staff.oncall), sent,
                                max(self._timers.max_reminders, sent)),
                 key=f"remind:{request.id}:{sent}")
+            await refresh_case_card(session, self._posts, conversation)
             await wake(session, conversation.id)
             await session.commit()
             return conversation.id

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.agent.loop import conversation_excerpt, queue_next_step
+from bot.agent.loop import queue_next_step
 from bot.config import AppConfig
 from bot.errors import BadCommand, CaseNotFound, StaleAction
 from bot.toolkit import texts
+from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.mrkdwn import neutralise_mentions
 from bot.toolkit.posts import PostQueue
 from bot.usecases.human_answers import HumanAnswers
@@ -62,7 +63,13 @@ class Handoff:
             if expect is not None and conversation.assignee not in (expect, to):
                 raise StaleAction(texts.stale_button(case_number, conversation.assignee,
                                                      self._config.slack.command))
-            await self.assign_in_session(session, conversation, to=to, by=by, reason=reason)
+            try:
+                await self.assign_in_session(session, conversation, to=to, by=by,
+                                             reason=reason)
+            except conversations.AssigneeChanged as changed:  # someone else was quicker
+                await session.rollback()
+                raise StaleAction(texts.stale_button(case_number, changed.now_with or "bot",
+                                                     self._config.slack.command)) from None
             await session.commit()
             return Changed(conversation.id, case_number, to)
 
@@ -96,6 +103,7 @@ class Handoff:
         await self._posts.note_in_case_thread(
             session, conversation, texts.assignment_note(case_number, old, to, by, reason),
             key=f"assign:{change.id}")
+        await refresh_case_card(session, self._posts, conversation)
 
     async def hand_to_humans(self, session: AsyncSession, conversation: Conversation,
                              reason: str, *, by: str = "router") -> None:
@@ -139,6 +147,22 @@ class Handoff:
             await self._posts.note_in_case_thread(
                 session, conversation, texts.case_resolved(case_number, by),
                 key=f"resolved:{conversation.id}:{utcnow().timestamp()}")
+            await refresh_case_card(session, self._posts, conversation)
+            await session.commit()
+            return Changed(conversation.id, case_number, conversation.assignee)
+
+    async def reopen(self, *, case_number: int, by: str) -> Changed:
+        """A resolved case is open again, with the bot; its card offers the usual buttons."""
+        async with self._sessions() as session:
+            conversation = await self._case(session, case_number)
+            if conversation.status != "resolved":
+                raise BadCommand(texts.case_not_resolved(case_number))
+            conversation.status = "open"
+            conversation.resolved_at = None
+            await self._posts.note_in_case_thread(
+                session, conversation, texts.case_reopened(case_number, by),
+                key=f"reopened:{conversation.id}:{utcnow().timestamp()}")
+            await refresh_case_card(session, self._posts, conversation)
             await session.commit()
             return Changed(conversation.id, case_number, conversation.assignee)
 

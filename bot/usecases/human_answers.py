@@ -18,6 +18,7 @@ from bot.agent.tools import ASK_HUMAN
 from bot.errors import CaseNotFound, RequestClosed
 from bot.toolkit import texts
 from bot.toolkit.blocks import case_header_text, closed_request_blocks
+from bot.toolkit.case_card import refresh_case_card
 from bot.toolkit.posts import PostQueue, find_post
 from bot.usecases.relay import relay_to_customer
 from storage import conversations, events, human_requests, messages
@@ -216,6 +217,7 @@ class HumanAnswers:
         and the customer stops waiting on staff. True when the model continues."""
         if not await human_requests.pending_requests(session, conversation.id):
             conversations.set_waiting_on_humans(conversation, False)
+        await refresh_case_card(session, self._posts, conversation)
         return await queue_next_step(session, conversation)
 
     async def _close(self, session: AsyncSession, request: HumanRequest, *, status: str,

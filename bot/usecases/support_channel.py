@@ -107,7 +107,9 @@ class SupportChannel:
         self._paused = False
         async with self._sessions() as session:
             posts = await outbox_posts.pending_posts_anywhere(session)
-        held = sum(1 for p in posts if (p.args or {}).get("channel") == self._channel)
+        # Messages that will appear (updates of posts already there are not counted).
+        held = sum(1 for p in posts if (p.args or {}).get("channel") == self._channel
+                   and p.method == "chat.postMessage")
         log.warning("channels.support=%s is internal again: resuming, %d held post(s)",
                     self._channel, held)
         if notice:

@@ -48,9 +48,10 @@ async def test_a_stale_take_over_click_is_refused_and_changes_nothing(bot, slack
     thread_before = support_thread_posts(slack, card["ts"])
     posts_before = len(slack.calls_to("chat.postMessage"))
 
-    # Staff B clicks the same button, still drawn for the support team: refused, privately.
+    # Staff B clicks the same button on the card as B's Slack still shows it, drawn for the
+    # support team (the live card was redrawn for A meanwhile): refused, privately.
     await slack.click_button(user=STAFF_2, channel=SUPPORT, message_ts=card["ts"],
-                             action_id=CaseAction.take)
+                             action_id=CaseAction.take, value=take_button(card)["value"])
     refusal = await slack.wait_for_call("chat.postEphemeral",
                                         lambda call: call.params["user"] == STAFF_2)
     assert refusal.params["text"] == texts.stale_button(1, STAFF, "/handoff")
