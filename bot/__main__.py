@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the bot (migrates the database first)")
     run.add_argument("--config", default="app.yaml")
+    worker = commands.add_parser("worker", help="(started by `run`) one worker process")
+    worker.add_argument("--config", default="app.yaml")
+    worker.add_argument("--index", type=int, default=0)
     migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
     migrate.add_argument("--config", default="app.yaml")
     sandbox = commands.add_parser("sandbox",
@@ -47,12 +50,20 @@ def main(argv: list[str] | None = None) -> int:
         from bot.process.lifecycle import run_forever
 
         try:
-            asyncio.run(run_forever(config))
+            asyncio.run(run_forever(config, args.config))
         except KeyboardInterrupt:
             pass
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "worker":
+        from bot.process.workers import run_worker_process
+
+        try:
+            asyncio.run(run_worker_process(config, args.index))
+        except KeyboardInterrupt:
+            pass
         return 0
     # The sandbox is not part of the product: it has its own entry point, run in this process.
     os.execv(sys.executable, [sys.executable, "-m", "sandbox", "--config", args.config,

@@ -132,6 +132,43 @@ class DatabaseSettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=200)
 
 
+class WorkerSettings(_Section):
+    # `python -m bot run` answers Slack (records each event, then acks) in its own process and
+    # runs the work (model steps, outbox posts, timers) in this many worker processes, so an ack
+    # never waits behind model work. "auto": one per core but one (0 on a single core);
+    # 0: everything in one process.
+    processes: int | Literal["auto"] = "auto"
+    # How often a worker looks for work nobody was woken for (after a crash, a lost wake-up).
+    sweep_every: timedelta = timedelta(seconds=5)
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not 0 <= value <= 64:
+            raise ValueError("must be between 0 and 64, or auto")
+        return value
+
+    @field_validator("sweep_every", mode="before")
+    @classmethod
+    def _sweep(cls, value: Any) -> timedelta:
+        every = value if isinstance(value, timedelta) else parse_duration(value)
+        if every <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return every
+
+    def process_count(self) -> int:
+        """Worker processes to start: `processes`, with "auto" sized to the cores."""
+        if self.processes != "auto":
+            return int(self.processes)
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return max(0, cores - 1)
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -222,6 +259,7 @@ class AppConfig(_Section):
     staff: StaffSettings = StaffSettings()
     llm: LlmSettings = LlmSettings()
     database: DatabaseSettings = DatabaseSettings()
+    workers: WorkerSettings = WorkerSettings()
     timers: TimerSettings = TimerSettings()
     routing: RoutingSettings = RoutingSettings()
     log_level: str = "INFO"

@@ -49,14 +49,23 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._forward: Callable[[int], None] | None = None
         self.database_reachable = True
 
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
 
+    def forward_kicks(self, wake: Callable[[int], None]) -> None:
+        """Run no work in this process: `kick` wakes another process's worker instead (the
+        Slack front of `python -m bot run` with worker processes)."""
+        self._forward = wake
+
     def kick(self, conversation_id: int) -> None:
         """Start draining a conversation's work now (no-op if this process already is)."""
         if self._stopping:
+            return
+        if self._forward is not None:
+            self._forward(conversation_id)
             return
         task = self._running.get(conversation_id)
         if task is not None and not task.done():
@@ -67,6 +76,8 @@ class Worker:
         self._running[conversation_id] = task
 
     def start(self) -> None:
+        if self._forward is not None:
+            return  # the worker processes sweep
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="work-sweep")
 
     async def stop(self) -> None:
