@@ -52,6 +52,14 @@ class SlackSettings(_Section):
     # How long a post Slack refuses for now (rate limits, 5xx, outages) keeps being retried
     # before it is given up and staff are told.
     retry_posts_for: timedelta = timedelta(hours=6)
+    # The ⏳ reaction goes on a customer's message only when it has no answer this long after
+    # it arrived (0s: on every message, at once).
+    holding_reaction_after: timedelta = timedelta(seconds=2)
+
+    @field_validator("holding_reaction_after", mode="before")
+    @classmethod
+    def _holding_after(cls, value: Any) -> timedelta:
+        return value if isinstance(value, timedelta) else parse_duration(value)
 
     @field_validator("retry_posts_for", mode="before")
     @classmethod

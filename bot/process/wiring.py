@@ -15,11 +15,12 @@ from bot.config import AppConfig
 from bot.pipeline.outbox import Outbox
 from bot.pipeline.worker import Worker
 from bot.toolkit.posts import PostQueue
-from bot.toolkit.slack_api import SlackGateway, make_web_client
+from bot.toolkit.slack_api import SlackGateway, close_web_client, make_web_client
 from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
 from bot.usecases.followups import FollowUps
 from bot.usecases.handoff import Handoff
+from bot.usecases.holding import HoldingReaction
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.intake import Intake
@@ -57,11 +58,16 @@ class Services:
     reactions: Reactions
     support_channel: SupportChannel
     followups: FollowUps
+    holding: HoldingReaction | None = None
 
     async def close(self) -> None:
+        if self.holding is not None:
+            await self.holding.stop()
         await self.support_channel.stop()
         await self.worker.stop()
         await self.engine.dispose()
+        await self.outbox.close()
+        await close_web_client(self.slack.client)
 
 
 def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services:
@@ -98,6 +104,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
     _connect_staff_hooks(services)
+    inbox.holding = services.holding = HoldingReaction(
+        sessions, posts, outbox, after=config.slack.holding_reaction_after)
 
     async def respond(item: WorkItem) -> None:
         await agent.step(item.conversation_id, upto_message_id=item.payload.get("message_id"))

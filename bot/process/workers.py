@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 RESTART_PAUSE_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 30.0
+WORKER_NICENESS = 5
 
 
 class WorkerProcesses:
@@ -108,6 +110,8 @@ class WorkerProcesses:
 async def run_worker_process(config: AppConfig, index: int) -> None:
     """One worker process: work, sweep and (the first one) timers until SIGTERM/SIGINT or
     until the front closes our stdin."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)  # the front's acks come first when the cores are busy
     await warm_up()
     services = build_services(config, sweep_seconds=config.workers.sweep_every.total_seconds())
     services.worker.start()

@@ -24,6 +24,7 @@ from bot.toolkit.payloads import (
     thread_root_ts,
 )
 from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.holding import HoldingReaction
 from bot.usecases.human_answers import HumanAnswers, parse_numbered_reply
 from bot.usecases.intake import IncomingMessage, Intake
 from bot.usecases.people import People
@@ -46,6 +47,7 @@ class Inbox:
         self.staff_in_customer_thread_hooks: list[Any] = []
         self.support_edit_hooks: list[Any] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self.holding: HoldingReaction | None = None  # the ⏳ on slow answers
 
     async def on_message_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         channel = event.get("channel", "")
@@ -81,9 +83,9 @@ class Inbox:
         conversation_id = await self._intake.record_customer_message(incoming)
         if conversation_id is None:
             return
-        if incoming.has_words:
-            self._spawn(self._slack.add_reaction(channel=channel, ts=incoming.ts,
-                                                 name=texts.holding_reaction()))
+        if incoming.has_words and self.holding is not None:
+            self.holding.schedule(conversation_id=conversation_id, channel=channel,
+                                  ts=incoming.ts)
         self._worker.kick(conversation_id)
 
     async def _on_support_reply(self, body: dict[str, Any], event: dict[str, Any]) -> None:
