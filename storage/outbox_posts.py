@@ -27,17 +27,18 @@ async def add_post(
 async def add_post_once(
     session: AsyncSession, *, key: str, method: str, args: dict[str, Any],
     conversation_id: int | None = None, status: str = "pending",
-) -> bool:
-    """Insert the post unless its key exists (one statement); True when this call inserted it.
-    Two transactions racing for one key are ordered by the unique key: the second waits for
-    the first and inserts nothing."""
+) -> int | None:
+    """Insert the post unless its key exists (one statement); its id when this call inserted
+    it, else None. Two transactions racing for one key are ordered by the unique key: the
+    second waits for the first and inserts nothing."""
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    table = OutboxPost.__table__
     result = await session.execute(
-        insert(OutboxPost).values(key=key, method=method, args=args,
-                                  conversation_id=conversation_id, status=status, attempts=0,
-                                  maybe_sent=False, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["key"]))
-    return result.rowcount == 1
+        insert(table).values(key=key, method=method, args=args,
+                             conversation_id=conversation_id, status=status, attempts=0,
+                             maybe_sent=False, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id))
+    return result.scalar_one_or_none()
 
 
 async def pending_posts(session: AsyncSession, conversation_id: int | None) -> list[OutboxPost]:

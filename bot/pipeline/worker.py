@@ -143,11 +143,15 @@ class Worker:
             await session.commit()
             return claimed
 
-    async def _release(self, conversation_id: int) -> None:
+    async def _release(self, conversation_id: int) -> bool:
+        """Release the lease; True when the conversation has due work again (added while the
+        lease was held), looked up in the same transaction."""
         async with self._sessions() as session:
             await conversations.release_conversation(
                 session, conversation_id=conversation_id, owner=self._owner)
+            more = await work_items.next_open_work(session, conversation_id) is not None
             await session.commit()
+            return more
 
     async def _drain(self, conversation_id: int) -> None:
         async with self._slots:
@@ -161,26 +165,31 @@ class Worker:
                     log.exception("draining conversation %s failed", conversation_id)
 
     async def _drain_claimed(self, conversation_id: int) -> None:
+        task = self._running.get(conversation_id)
         while True:
+            if task is not None:
+                task.kicked = False  # type: ignore[attr-defined]
             if not await self._claim(conversation_id):
                 return  # another worker holds it; it re-checks after releasing
             heartbeat = asyncio.create_task(self._renew(conversation_id))
+            more = False
             try:
                 await self._run_items(conversation_id)
             finally:
                 heartbeat.cancel()
-                await self._release_quietly(conversation_id)
-            async with self._sessions() as session:
-                if await work_items.next_open_work(session, conversation_id) is None:
-                    return
+                more = await self._release_quietly(conversation_id)
+            # Work added meanwhile, or a kick that came while this drain was running.
+            if not more and not getattr(task, "kicked", False):
+                return
 
-    async def _release_quietly(self, conversation_id: int) -> None:
+    async def _release_quietly(self, conversation_id: int) -> bool:
         """Release the lease; if the database is away, the short lease lapses on its own."""
         try:
-            await self._release(conversation_id)
+            return await self._release(conversation_id)
         except Exception as error:  # noqa: BLE001
             log.warning("could not release conversation %s (%s); its lease will lapse",
                         conversation_id, type(error).__name__)
+            return False
 
     async def _renew(self, conversation_id: int) -> None:
         """Heartbeat: keep the lease while the work runs."""

@@ -89,12 +89,9 @@ class PostQueue:
         """Queue the ⏳ reaction on a customer's message that has no answer yet; the post's id,
         or None when its answer came first (then no ⏳ ever comes). The post is outside the
         conversation's queue so that it never waits behind the answer it announces."""
-        if not await outbox_posts.add_post_once(
-                session, key=holding_key(conversation_id, customer_ts), method="reactions.add",
-                args={"channel": channel, "ts": customer_ts, "name": texts.holding_reaction()}):
-            return None
-        post = await outbox_posts.find_post(session, holding_key(conversation_id, customer_ts))
-        return post.id if post is not None else None
+        return await outbox_posts.add_post_once(
+            session, key=holding_key(conversation_id, customer_ts), method="reactions.add",
+            args={"channel": channel, "ts": customer_ts, "name": texts.holding_reaction()})
 
     async def clear_holding_reaction(self, session: AsyncSession, conversation: Conversation,
                                      customer_ts: str | None, *, key: str) -> None:
@@ -106,7 +103,7 @@ class PostQueue:
         if await outbox_posts.add_post_once(
                 session, key=holding, method="reactions.add", status="skipped",
                 args={"channel": conversation.channel_id, "ts": customer_ts,
-                      "name": texts.holding_reaction()}):
+                      "name": texts.holding_reaction()}) is not None:
             return  # answered before the ⏳: nothing to take away
         put = await outbox_posts.find_post(session, holding)
         if put is None or put.status == "skipped":
