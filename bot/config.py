@@ -143,8 +143,8 @@ class DatabaseSettings(_Section):
 class WorkerSettings(_Section):
     # `python -m bot run` answers Slack (records each event, then acks) in its own process and
     # runs the work (model steps, outbox posts, timers) in this many worker processes, so an ack
-    # never waits behind model work. "auto": one per core but one (0 on a single core);
-    # 0: everything in one process.
+    # never waits behind model work. "auto": one per core but one on PostgreSQL (0 on a single
+    # core), 0 on SQLite; 0: everything in one process.
     processes: int | Literal["auto"] = "auto"
     # How often a worker looks for work nobody was woken for (after a crash, a lost wake-up).
     sweep_every: timedelta = timedelta(seconds=5)
@@ -166,10 +166,14 @@ class WorkerSettings(_Section):
             raise ValueError("must be longer than 0s")
         return every
 
-    def process_count(self) -> int:
-        """Worker processes to start: `processes`, with "auto" sized to the cores."""
+    def process_count(self, database_url: str = "") -> int:
+        """Worker processes to start: `processes`, with "auto" sized to the cores on
+        PostgreSQL and 0 on SQLite (one writer: processes would queue for the file lock in
+        SQLite's sleeping busy handler, which costs more than it gives)."""
         if self.processes != "auto":
             return int(self.processes)
+        if database_url.startswith("sqlite"):
+            return 0
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux

@@ -140,7 +140,7 @@ async def run_forever(config: AppConfig, config_path: str | None = None) -> None
     """Run until SIGINT or SIGTERM, then stop cleanly: running turns finish or are left for
     another replica (their leases expire), nothing recorded is lost. With `config_path` and
     `workers.processes` > 0 the work runs in that many worker processes (bot/process/workers.py)."""
-    count = config.workers.process_count() if config_path else 0
+    count = config.workers.process_count(config.database.url) if config_path else 0
     workers = WorkerProcesses(config_path, count) if config_path and count else None
     bot = await start_bot(config, sweep_seconds=config.workers.sweep_every.total_seconds(),
                           workers=workers)
