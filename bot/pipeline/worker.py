@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pipeline.outbox import Outbox
@@ -231,12 +232,10 @@ class Worker:
                 log.exception("work item %s (%s) failed", item.id, item.kind)
                 status = "failed" if item.attempts >= MAX_ATTEMPTS else "open"
                 delay = 5.0 * item.attempts
-        async with self._sessions() as session:
-            row = await session.get(WorkItem, item.id)
-            if row is not None:
-                row.status = status
-                row.error = error
-                row.attempts = attempts
-                if status == "open":
-                    row.not_before = utcnow() + timedelta(seconds=delay)
-                await session.commit()
+        values: dict[str, object] = {"status": status, "error": error, "attempts": attempts}
+        if status == "open":
+            values["not_before"] = utcnow() + timedelta(seconds=delay)
+        async with self._sessions() as session:  # one UPDATE, no read first
+            await session.execute(update(WorkItem).where(WorkItem.id == item.id).values(values)
+                                  .execution_options(synchronize_session=False))
+            await session.commit()

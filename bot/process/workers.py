@@ -58,7 +58,10 @@ class WorkerProcesses:
     async def _spawn(self, index: int) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "worker", "--config", self._config_path,
-            "--index", str(index), stdin=asyncio.subprocess.PIPE)
+            "--index", str(index), stdin=asyncio.subprocess.PIPE,
+            # Its own session: a Ctrl-C in the terminal reaches the front only, which stops
+            # the worker processes after the Slack side, in order.
+            start_new_session=True)
         self._processes[index] = process
         log.info("worker process %d started (pid %d)", index, process.pid)
 
