@@ -23,6 +23,8 @@ from storage.db import is_unavailable
 
 log = logging.getLogger(__name__)
 
+CONCURRENCY = 2  # reactions queued and sent at once
+
 
 class HoldingReaction:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], posts: PostQueue,
@@ -32,6 +34,7 @@ class HoldingReaction:
         self._outbox = outbox
         self._after = after.total_seconds()
         self._pending: set[asyncio.Task[Any]] = set()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
 
     def schedule(self, *, conversation_id: int, channel: str, ts: str) -> None:
         """Put the ⏳ on this message if it is still unanswered `after` from now."""
@@ -43,12 +46,16 @@ class HoldingReaction:
         if self._after > 0:
             await asyncio.sleep(self._after)
         try:
-            async with self._sessions() as session:
-                post_id = await self._posts.put_holding_reaction(
-                    session, conversation_id=conversation_id, channel=channel, customer_ts=ts)
-                await session.commit()
-            if post_id is not None:
-                await self._outbox.send_post(post_id)
+            # A few at a time: in a burst every answer is slow, and these must not crowd out
+            # the acks (a late ⏳ whose answer came meanwhile costs one INSERT and is skipped).
+            async with self._slots:
+                async with self._sessions() as session:
+                    post_id = await self._posts.put_holding_reaction(
+                        session, conversation_id=conversation_id, channel=channel,
+                        customer_ts=ts)
+                    await session.commit()
+                if post_id is not None:
+                    await self._outbox.send_post(post_id)
         except Exception as error:
             if is_unavailable(error):
                 log.warning("no ⏳ on %s: database unreachable (%s)", ts, type(error).__name__)
