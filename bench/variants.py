@@ -8,8 +8,8 @@ are applied by patching at start-up, then `python -m bot run` runs as usual.
 Variants:
 - `no-pre-ping`: the PostgreSQL pool without `pool_pre_ping` (today every checkout costs a
   BEGIN, a `;` and a ROLLBACK round trip before the session's own statements).
-- `no-reaction`: no holding reaction on the customer's message (today: `reactions.add` at
-  intake, and an outbox row + `reactions.remove` after the answer: 2 of 3 Web API calls).
+- `no-reaction`: no holding reaction on the customer's message (today: queued when the
+  answer is slow, `slack.holding_reaction_after`, and removed after the answer).
 - `sqlite-one-writer`: SQLite on a single pooled connection, so transactions queue in the
   process instead of racing for the file lock (busy_timeout sleep-polling).
 """
@@ -53,6 +53,12 @@ def apply(names: list[str]) -> None:
     if "no-reaction" in names:
         from bot.agent.loop import Agent
         from bot.toolkit.slack_api import SlackGateway
+        from bot.usecases.holding import HoldingReaction
+
+        def no_schedule(self: Any, **_kwargs: Any) -> None:
+            return None
+
+        HoldingReaction.schedule = no_schedule  # type: ignore[method-assign]
 
         async def no_reaction(self: Any, **_kwargs: Any) -> None:
             return None

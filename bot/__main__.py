@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the bot (migrates the database first)")
     run.add_argument("--config", default=None, help=CONFIG_HELP)
+    worker = commands.add_parser("worker", help="(started by `run`) one worker process")
+    worker.add_argument("--config", default=None, help=CONFIG_HELP)
+    worker.add_argument("--index", type=int, default=0)
     migrate = commands.add_parser("migrate", help="upgrade the database schema to head")
     migrate.add_argument("--config", default=None, help=CONFIG_HELP)
     sandbox = commands.add_parser("sandbox",
@@ -82,12 +85,20 @@ def main(argv: list[str] | None = None) -> int:
                  config.slack.mode, config.slack.api_url, config.llm.model,
                  safe_url(config.database.url))
         try:
-            asyncio.run(run_forever(config))
+            asyncio.run(run_forever(config, str(config_file) if config_file else None))
         except KeyboardInterrupt:
             pass
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "worker":
+        from bot.process.workers import run_worker_process
+
+        try:
+            asyncio.run(run_worker_process(config, args.index))
+        except KeyboardInterrupt:
+            pass
         return 0
     # The sandbox is not part of the product: it has its own entry point, run in this process.
     config_args = ["--config", str(config_file)] if config_file else []

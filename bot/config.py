@@ -52,6 +52,14 @@ class SlackSettings(_Section):
     # How long a post Slack refuses for now (rate limits, 5xx, outages) keeps being retried
     # before it is given up and staff are told.
     retry_posts_for: timedelta = timedelta(hours=6)
+    # The ⏳ reaction goes on a customer's message only when it has no answer this long after
+    # it arrived (0s: on every message, at once).
+    holding_reaction_after: timedelta = timedelta(seconds=2)
+
+    @field_validator("holding_reaction_after", mode="before")
+    @classmethod
+    def _holding_after(cls, value: Any) -> timedelta:
+        return value if isinstance(value, timedelta) else parse_duration(value)
 
     @field_validator("retry_posts_for", mode="before")
     @classmethod
@@ -130,6 +138,47 @@ class DatabaseSettings(_Section):
     # Conversations worked at once by one process (model turns, posts). Bounded so that the
     # listeners that acknowledge Slack always find a free connection and a responsive loop.
     concurrency: int = Field(default=8, ge=1, le=200)
+
+
+class WorkerSettings(_Section):
+    # `python -m bot run` answers Slack (records each event, then acks) in its own process and
+    # runs the work (model steps, outbox posts, timers) in this many worker processes, so an ack
+    # never waits behind model work. "auto": one per core but one on PostgreSQL (0 on a single
+    # core), 0 on SQLite; 0: everything in one process.
+    processes: int | Literal["auto"] = "auto"
+    # How often a worker looks for work nobody was woken for (after a crash, a lost wake-up).
+    sweep_every: timedelta = timedelta(seconds=5)
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not 0 <= value <= 64:
+            raise ValueError("must be between 0 and 64, or auto")
+        return value
+
+    @field_validator("sweep_every", mode="before")
+    @classmethod
+    def _sweep(cls, value: Any) -> timedelta:
+        every = value if isinstance(value, timedelta) else parse_duration(value)
+        if every <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return every
+
+    def process_count(self, database_url: str = "") -> int:
+        """Worker processes to start: `processes`, with "auto" sized to the cores on
+        PostgreSQL and 0 on SQLite (one writer: processes would queue for the file lock in
+        SQLite's sleeping busy handler, which costs more than it gives)."""
+        if self.processes != "auto":
+            return int(self.processes)
+        if database_url.startswith("sqlite"):
+            return 0
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return max(0, cores - 1)
 
 
 def _duration(value: Any) -> timedelta:
@@ -227,6 +276,7 @@ class AppConfig(_Section):
     staff: StaffSettings = StaffSettings()
     llm: LlmSettings = LlmSettings()
     database: DatabaseSettings = DatabaseSettings()
+    workers: WorkerSettings = WorkerSettings()
     timers: TimerSettings = TimerSettings()
     routing: RoutingSettings = RoutingSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from storage.models import (
     CaseCounter,
     Conversation,
     HumanRequest,
+    Message,
     WorkItem,
     utcnow,
 )
@@ -47,6 +49,38 @@ async def get_or_create_conversation(
         conversation.customer_user_id = customer_user_id
         conversation.customer_name = customer_name
     return conversation
+
+
+async def create_customer_thread(
+    session: AsyncSession, *, team_id: str, channel_id: str, thread_ts: str,
+    customer_user_id: str, customer_name: str, text: str, meta: dict[str, Any],
+) -> int | None:
+    """A customer's new top-level message, in three Core statements: its conversation (the
+    bot's, open, no case number until staff see it), the message opening its history, and a
+    model turn for it. The conversation
+    id, or None when the thread's conversation exists already (the caller then takes the
+    general path). Rows are the same as get_or_create_conversation + add_message + add_work
+    would write."""
+    dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    conversation_id = (await session.execute(
+        dialect_insert(Conversation.__table__).values(
+            team_id=team_id, channel_id=channel_id, thread_ts=thread_ts,
+            customer_user_id=customer_user_id, customer_name=customer_name,
+            assignee="bot", status="open", created_at=now, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["team_id", "channel_id", "thread_ts"])
+        .returning(Conversation.__table__.c.id))).scalar_one_or_none()
+    if conversation_id is None:
+        return None
+    message_id = (await session.execute(insert(Message.__table__).values({
+        "conversation_id": conversation_id, "order": 0, "step_order": 0, "role": "user",
+        "text": text, "slack_ts": thread_ts, "slack_user_id": customer_user_id,
+        "metadata": meta, "status": "success", "created_at": now,
+    }).returning(Message.__table__.c.id))).scalar_one()
+    await session.execute(insert(WorkItem.__table__).values(
+        conversation_id=conversation_id, kind="respond", payload={"message_id": message_id},
+        status="open", attempts=0, created_at=now))
+    return int(conversation_id)
 
 
 async def find_conversation_by_thread(

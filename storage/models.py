@@ -222,7 +222,7 @@ class OutboxPost(Base):
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
     # What to update with the resulting ts: {"message_id": n} or {"human_request_id": n} ...
     on_sent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # pending | sent | failed
+    # pending | sent | failed | skipped (a marker never sent: the answer came before the ⏳)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Not tried before this time: a sender's claim while it calls Slack, or the back-off

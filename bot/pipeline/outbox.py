@@ -22,7 +22,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.toolkit import texts
 from bot.toolkit.posts import METADATA_EVENT_TYPE, POST_REF, SUPPORT_THREAD, PostQueue
-from bot.toolkit.slack_api import SlackGateway, failure_of, slack_error_code
+from bot.toolkit.slack_api import (
+    SlackGateway,
+    close_web_client,
+    failure_of,
+    slack_error_code,
+)
 from storage import conversations, outbox_posts
 from storage.models import Conversation, HumanRequest, Message, OutboxPost, utcnow
 
@@ -56,6 +61,14 @@ class Outbox:
         self._slack = slack
         self._posts = posts
         self._retry_for = retry_for
+
+    async def close(self) -> None:
+        await close_web_client(self._slack.client)
+
+    async def send_post(self, post_id: int) -> bool:
+        """Send one post now (a ⏳ reaction, outside any conversation's order); False when it
+        must wait (the sweep retries it)."""
+        return await self._send(post_id)
 
     async def send_pending(self, conversation_id: int | None) -> bool:
         """Send the conversation's pending posts in order; False if one must wait (a retry
@@ -167,14 +180,15 @@ class Outbox:
             if method == "reactions.add":
                 await client.reactions_add(channel=args["channel"], timestamp=args["ts"],
                                            name=args["name"])
-                return None
+                return str(args["ts"])  # the message it is on (a removal refers to it)
             if method == "reactions.remove":
                 await client.reactions_remove(channel=args["channel"], timestamp=args["ts"],
                                               name=args["name"])
                 return None
         except SlackApiError as error:
             if slack_error_code(error) in ALREADY_DONE.get(method, ()):
-                return str(args.get("ts")) if method == "chat.delete" else None
+                return (str(args.get("ts")) if method in ("chat.delete", "reactions.add")
+                        else None)
             raise
         raise ValueError(f"outbox: unsupported method {method}")
 

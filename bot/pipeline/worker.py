@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pipeline.outbox import Outbox
@@ -50,14 +51,23 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._forward: Callable[[int], None] | None = None
         self.database_reachable = True
 
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
 
+    def forward_kicks(self, wake: Callable[[int], None]) -> None:
+        """Run no work in this process: `kick` wakes another process's worker instead (the
+        Slack front of `python -m bot run` with worker processes)."""
+        self._forward = wake
+
     def kick(self, conversation_id: int) -> None:
         """Start draining a conversation's work now (no-op if this process already is)."""
         if self._stopping:
+            return
+        if self._forward is not None:
+            self._forward(conversation_id)
             return
         task = self._running.get(conversation_id)
         if task is not None and not task.done():
@@ -68,6 +78,8 @@ class Worker:
         self._running[conversation_id] = task
 
     def start(self) -> None:
+        if self._forward is not None:
+            return  # the worker processes sweep
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="work-sweep")
 
     async def stop(self) -> None:
@@ -133,11 +145,15 @@ class Worker:
             await session.commit()
             return claimed
 
-    async def _release(self, conversation_id: int) -> None:
+    async def _release(self, conversation_id: int) -> bool:
+        """Release the lease; True when the conversation has due work again (added while the
+        lease was held), looked up in the same transaction."""
         async with self._sessions() as session:
             await conversations.release_conversation(
                 session, conversation_id=conversation_id, owner=self._owner)
+            more = await work_items.next_open_work(session, conversation_id) is not None
             await session.commit()
+            return more
 
     async def _drain(self, conversation_id: int) -> None:
         log_context.conversation_id.set(conversation_id)  # this task's log lines name the case
@@ -153,26 +169,31 @@ class Worker:
                     log.exception("draining conversation %s failed", conversation_id)
 
     async def _drain_claimed(self, conversation_id: int) -> None:
+        task = self._running.get(conversation_id)
         while True:
+            if task is not None:
+                task.kicked = False  # type: ignore[attr-defined]
             if not await self._claim(conversation_id):
                 return  # another worker holds it; it re-checks after releasing
             heartbeat = asyncio.create_task(self._renew(conversation_id))
+            more = False
             try:
                 await self._run_items(conversation_id)
             finally:
                 heartbeat.cancel()
-                await self._release_quietly(conversation_id)
-            async with self._sessions() as session:
-                if await work_items.next_open_work(session, conversation_id) is None:
-                    return
+                more = await self._release_quietly(conversation_id)
+            # Work added meanwhile, or a kick that came while this drain was running.
+            if not more and not getattr(task, "kicked", False):
+                return
 
-    async def _release_quietly(self, conversation_id: int) -> None:
+    async def _release_quietly(self, conversation_id: int) -> bool:
         """Release the lease; if the database is away, the short lease lapses on its own."""
         try:
-            await self._release(conversation_id)
+            return await self._release(conversation_id)
         except Exception as error:  # noqa: BLE001
             log.warning("could not release conversation %s (%s); its lease will lapse",
                         conversation_id, type(error).__name__)
+            return False
 
     async def _renew(self, conversation_id: int) -> None:
         """Heartbeat: keep the lease while the work runs."""
@@ -214,12 +235,10 @@ class Worker:
                 log.exception("work item %s (%s) failed", item.id, item.kind)
                 status = "failed" if item.attempts >= MAX_ATTEMPTS else "open"
                 delay = 5.0 * item.attempts
-        async with self._sessions() as session:
-            row = await session.get(WorkItem, item.id)
-            if row is not None:
-                row.status = status
-                row.error = error
-                row.attempts = attempts
-                if status == "open":
-                    row.not_before = utcnow() + timedelta(seconds=delay)
-                await session.commit()
+        values: dict[str, object] = {"status": status, "error": error, "attempts": attempts}
+        if status == "open":
+            values["not_before"] = utcnow() + timedelta(seconds=delay)
+        async with self._sessions() as session:  # one UPDATE, no read first
+            await session.execute(update(WorkItem).where(WorkItem.id == item.id).values(values)
+                                  .execution_options(synchronize_session=False))
+            await session.commit()

@@ -19,6 +19,7 @@ from bot.listeners.app import build_app
 from bot.process.http_server import build_web_app, start_site
 from bot.process.scheduler import FollowUpScheduler
 from bot.process.wiring import Services, build_services
+from bot.process.workers import WorkerProcesses
 from bot.toolkit import texts
 from bot.toolkit.slack_api import slack_error_code
 from bot.usecases.followups import FollowUps
@@ -35,6 +36,7 @@ class RunningBot:
     _runner: web.AppRunner | None = None
     _socket: AsyncSocketModeHandler | None = None
     scheduler: FollowUpScheduler | None = None
+    workers: WorkerProcesses | None = None
 
     @property
     def followups(self) -> FollowUps:
@@ -48,12 +50,17 @@ class RunningBot:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.workers is not None:
+            await self.workers.stop()
         await self.services.close()
 
 
 async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int | None = None,
-                    sweep_seconds: float = 5.0) -> RunningBot:
-    """Start every part and return once the bot is connected and serving."""
+                    sweep_seconds: float = 5.0,
+                    workers: WorkerProcesses | None = None) -> RunningBot:
+    """Start every part and return once the bot is connected and serving. With `workers`,
+    this process is the Slack front only: its kicks wake those worker processes, which run
+    the work and the timers."""
     if migrate:
         await upgrade_async(config.database.url)
     await warm_up()
@@ -66,6 +73,15 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         raise
     app = build_app(services.listener_parts())
     bot = RunningBot(services=services, app=app)
+    if workers is not None:
+        services.worker.forward_kicks(workers.kick)
+        try:
+            await workers.start()
+        except BaseException:
+            await workers.stop()
+            await services.close()
+            raise
+        bot.workers = workers
     services.worker.start()
     services.support_channel.start()
     if config.slack.mode == "http":
@@ -82,9 +98,10 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         bot._socket = AsyncSocketModeHandler(app, config.slack.app_token.get_secret_value())
         await bot._socket.connect_async()
         log.info("connected to Slack in Socket Mode")
-    # Follow-ups due while the bot was down fire once, now; then every timers.check_every.
-    bot.scheduler = FollowUpScheduler(services.followups, services.engine, config.timers)
-    bot.scheduler.start()
+    if workers is None:
+        # Follow-ups due while the bot was down fire once, now; then every timers.check_every.
+        bot.scheduler = FollowUpScheduler(services.followups, services.engine, config.timers)
+        bot.scheduler.start()
     return bot
 
 
@@ -119,10 +136,14 @@ async def check_support_channel(services: Services) -> None:
         raise ConfigError(texts.support_channel_shared_at_start(channel, teams))
 
 
-async def run_forever(config: AppConfig) -> None:
+async def run_forever(config: AppConfig, config_path: str | None = None) -> None:
     """Run until SIGINT or SIGTERM, then stop cleanly: running turns finish or are left for
-    another replica (their leases expire), nothing recorded is lost."""
-    bot = await start_bot(config)
+    another replica (their leases expire), nothing recorded is lost. With `config_path` and
+    `workers.processes` > 0 the work runs in that many worker processes (bot/process/workers.py)."""
+    count = config.workers.process_count(config.database.url) if config_path else 0
+    workers = WorkerProcesses(config_path, count) if config_path and count else None
+    bot = await start_bot(config, sweep_seconds=config.workers.sweep_every.total_seconds(),
+                          workers=workers)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

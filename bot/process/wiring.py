@@ -15,11 +15,12 @@ from bot.listeners.app import ListenerParts
 from bot.pipeline.outbox import Outbox
 from bot.pipeline.worker import Worker
 from bot.toolkit.posts import PostQueue
-from bot.toolkit.slack_api import SlackGateway, make_web_client
+from bot.toolkit.slack_api import SlackGateway, close_web_client, make_web_client
 from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
 from bot.usecases.followups import FollowUps
 from bot.usecases.handoff import Handoff
+from bot.usecases.holding import HoldingReaction
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.intake import Intake
@@ -57,6 +58,7 @@ class Services:
     reactions: Reactions
     support_channel: SupportChannel
     followups: FollowUps
+    holding: HoldingReaction
 
     def listener_parts(self) -> ListenerParts:
         """The parts the Slack listeners call."""
@@ -67,9 +69,12 @@ class Services:
             reactions=self.reactions, support_channel=self.support_channel)
 
     async def close(self) -> None:
+        await self.holding.stop()
         await self.support_channel.stop()
         await self.worker.stop()
         await self.engine.dispose()
+        await self.outbox.close()
+        await close_web_client(self.slack.client)
 
 
 def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services:
@@ -92,9 +97,10 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     handoff = Handoff(config, sessions, answers, posts)
     agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model))
     staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
+    holding = HoldingReaction(sessions, posts, outbox, after=config.slack.holding_reaction_after)
     inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
                   human_answers=answers, staff_replies=staff_replies, handoff=handoff,
-                  worker=worker)
+                  holding=holding, worker=worker)
     cases = CaseLookup(config, sessions)
     services = Services(config=config, engine=engine, sessions=sessions, slack=slack,
                         people=people, model=model, posts=posts, outbox=outbox, worker=worker,
@@ -103,7 +109,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         drafts=Drafts(sessions, posts),
                         reactions=Reactions(config, people, cases, handoff),
                         support_channel=SupportChannel(config, slack, sessions, worker),
-                        followups=FollowUps(config, sessions, posts, answers, worker.kick))
+                        followups=FollowUps(config, sessions, posts, answers, worker.kick),
+                        holding=holding)
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
 

@@ -36,6 +36,11 @@ def case_thread_key(conversation: Conversation) -> str:
     return f"case:{conversation.id}"
 
 
+def holding_key(conversation_id: int, customer_ts: str) -> str:
+    """The key of the ⏳ reaction on one customer message (or of its "answered first" marker)."""
+    return f"hold:{conversation_id}:{customer_ts}"
+
+
 async def find_post(session: AsyncSession, key: str) -> OutboxPost | None:
     return await outbox_posts.find_post(session, key)
 
@@ -79,15 +84,36 @@ class PostQueue:
             await self.to_customer(session, conversation, chunk, key=f"{key}:{index}",
                                    message=message)
 
+    async def put_holding_reaction(self, session: AsyncSession, *, conversation_id: int,
+                                   channel: str, customer_ts: str) -> int | None:
+        """Queue the ⏳ reaction on a customer's message that has no answer yet; the post's id,
+        or None when its answer came first (then no ⏳ ever comes). The post is outside the
+        conversation's queue so that it never waits behind the answer it announces."""
+        return await outbox_posts.add_post_once(
+            session, key=holding_key(conversation_id, customer_ts), method="reactions.add",
+            args={"channel": channel, "ts": customer_ts, "name": texts.holding_reaction()})
+
     async def clear_holding_reaction(self, session: AsyncSession, conversation: Conversation,
                                      customer_ts: str | None, *, key: str) -> None:
-        """Remove the ⏳ reaction from the customer's message once they have an answer."""
-        if customer_ts:
-            await outbox_posts.add_post(
-                session, key=f"unreact:{conversation.id}:{customer_ts}:{key}",
-                method="reactions.remove", conversation_id=conversation.id,
+        """The customer has an answer: remove the ⏳ from their message if it was put there; if
+        not yet, leave a marker so that it never is."""
+        if not customer_ts:
+            return
+        holding = holding_key(conversation.id, customer_ts)
+        if await outbox_posts.add_post_once(
+                session, key=holding, method="reactions.add", status="skipped",
                 args={"channel": conversation.channel_id, "ts": customer_ts,
-                      "name": texts.holding_reaction()})
+                      "name": texts.holding_reaction()}) is not None:
+            return  # answered before the ⏳: nothing to take away
+        put = await outbox_posts.find_post(session, holding)
+        if put is None or put.status == "skipped":
+            return
+        # Removed only after it was added (the removal refers to the addition's post).
+        await outbox_posts.add_post(
+            session, key=f"unreact:{conversation.id}:{customer_ts}:{key}",
+            method="reactions.remove", conversation_id=conversation.id,
+            args={"channel": conversation.channel_id, "ts": post_ref(holding),
+                  "name": texts.holding_reaction()})
 
     # the support channel -----------------------------------------------------------------------
     async def open_case_thread(self, session: AsyncSession, conversation: Conversation, *,

@@ -42,7 +42,24 @@ def make_web_client(*, token: str, api_url: str, retries: int = 3,
         AsyncServerErrorRetryHandler(max_retry_count=retries),
     ] if retries else []
     return AsyncWebClient(token=token, base_url=api_url, timeout=timeout,
-                          retry_handlers=handlers)
+                          retry_handlers=handlers, session=_pooled_session(timeout))
+
+
+def _pooled_session(timeout: int) -> aiohttp.ClientSession | None:
+    """One HTTP session (keep-alive connections) for every call of a client, instead of
+    slack_sdk's default of a new session, and connection, per call. None outside a running
+    event loop (the client then opens one per call)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+
+
+async def close_web_client(client: AsyncWebClient) -> None:
+    """Close the client's pooled HTTP session, if it has one."""
+    if client.session is not None and not client.session.closed:
+        await client.session.close()
 
 
 @dataclass(frozen=True)

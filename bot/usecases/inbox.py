@@ -3,7 +3,6 @@ thread, or a staff reply in a case's support thread; and hands it to the right s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -25,6 +24,7 @@ from bot.toolkit.payloads import (
 )
 from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.handoff import Handoff
+from bot.usecases.holding import HoldingReaction
 from bot.usecases.human_answers import HumanAnswers, parse_numbered_reply
 from bot.usecases.intake import IncomingMessage, Intake
 from bot.usecases.people import People
@@ -38,7 +38,7 @@ _CHANNEL_TYPES = frozenset({"channel", "group", None})
 class Inbox:
     def __init__(self, *, config: AppConfig, slack: SlackGateway, people: People, intake: Intake,
                  human_answers: HumanAnswers, staff_replies: StaffReplies, handoff: Handoff,
-                 worker: Worker) -> None:
+                 holding: HoldingReaction, worker: Worker) -> None:
         self._config = config
         self._slack = slack
         self._people = people
@@ -46,8 +46,8 @@ class Inbox:
         self._answers = human_answers
         self._staff_replies = staff_replies
         self._handoff = handoff
+        self._holding = holding  # the ⏳ on slow answers
         self._worker = worker
-        self._background: set[asyncio.Task[Any]] = set()
 
     async def on_message_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         channel = event.get("channel", "")
@@ -85,8 +85,8 @@ class Inbox:
         if conversation_id is None:
             return
         if incoming.has_words:
-            self._spawn(self._slack.add_reaction(channel=channel, ts=incoming.ts,
-                                                 name=texts.holding_reaction()))
+            self._holding.schedule(conversation_id=conversation_id, channel=channel,
+                                  ts=incoming.ts)
         self._worker.kick(conversation_id)
 
     async def _on_support_reply(self, body: dict[str, Any], event: dict[str, Any]) -> None:
@@ -137,8 +137,3 @@ class Inbox:
     def _kick(self, conversation_id: int | None) -> None:
         if conversation_id is not None:
             self._worker.kick(conversation_id)
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)

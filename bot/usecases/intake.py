@@ -51,6 +51,17 @@ class Intake:
         async with self._sessions() as session:
             if not await self._accept(session, incoming):
                 return None
+            if incoming.has_words and incoming.thread_ts == incoming.ts:
+                # A new top-level message, the common case (and a burst's): its own new
+                # conversation, written without reading anything first.
+                created = await conversations.create_customer_thread(
+                    session, team_id=incoming.team_id, channel_id=incoming.channel_id,
+                    thread_ts=incoming.thread_ts, customer_user_id=incoming.user_id,
+                    customer_name=incoming.user_name, text=incoming.text,
+                    meta={"slack_user_name": incoming.user_name})
+                if created is not None:
+                    await session.commit()
+                    return created
             conversation = await conversations.get_or_create_conversation(
                 session, team_id=incoming.team_id, channel_id=incoming.channel_id,
                 thread_ts=incoming.thread_ts, customer_user_id=incoming.user_id,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.toolkit import texts
-from sandbox.model_server import Reply
-from storage.models import Message
+from sandbox.model_server import Delay, Reply
+from storage.models import Conversation, Message
 from tests.conftest import CUSTOMER, CUSTOMERS, GUEST, OTHER_CUSTOMERS
 
 
@@ -24,17 +24,44 @@ async def test_top_level_message_is_answered_in_its_thread(bot, slack, model):
 
     assert reply["text"] == "You can reset it under *Settings → Security*."
     assert reply["thread_ts"] == ts
-    # The customer saw at once that the bot is on it, and the sign went away with the answer.
-    await slack.wait_for_call("reactions.remove")
-    added = slack.calls_to("reactions.add")
-    assert added[0].params["name"] == texts.holding_reaction()
-    assert added[0].params["timestamp"] == ts
     await bot.services.worker.idle()
     stored = await history(bot, CUSTOMERS, ts)
     assert [(m.role, m.status) for m in stored] == [("user", "success"), ("assistant", "success")]
     assert stored[0].text == "How do I reset my password?"
     assert stored[1].slack_ts == reply["ts"]
     assert stored[1].model and stored[1].prompt_tokens and stored[1].completion_tokens
+
+
+async def test_a_slow_answer_shows_the_holding_reaction_until_it_comes(start, slack, model):
+    await start(slack={"holding_reaction_after": "0s"})
+    model.script(Delay(1.0, Reply("Here it is.")))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "How do I reset my password?")
+
+    # The customer saw that the bot is on it, and the sign went away with the answer.
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
+    await slack.wait_for_call("reactions.remove")
+    [added] = slack.calls_to("reactions.add")
+    assert added.params["name"] == texts.holding_reaction()
+    assert added.params["timestamp"] == ts
+    [removed] = slack.calls_to("reactions.remove")
+    assert removed.params["timestamp"] == ts
+    assert slack.calls.index(added) < slack.calls.index(removed)
+
+
+async def test_a_quick_answer_puts_no_holding_reaction(start, slack, model):
+    bot = await start(slack={"holding_reaction_after": "1h"})
+    model.script(Reply("Quick."))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Fast one?")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
+    await bot.services.worker.idle()
+    # The answer came first, so the ⏳ due later is never put (the database decides).
+    async with bot.services.sessions() as session:
+        conversation = (await session.execute(select(Conversation).where(
+            Conversation.thread_ts == ts))).scalar_one()
+        assert await bot.services.posts.put_holding_reaction(
+            session, conversation_id=conversation.id, channel=CUSTOMERS, customer_ts=ts) is None
+    assert slack.calls_to("reactions.add") == []
+    assert slack.calls_to("reactions.remove") == []
 
 
 async def test_reply_in_thread_uses_the_earlier_messages(bot, slack, model):
@@ -95,7 +122,7 @@ async def test_markdown_is_converted_and_long_answers_are_split(bot, slack, mode
     model.script(Reply(long_answer))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Tell me everything")
 
-    await slack.wait_for_call("reactions.remove")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
     await bot.services.worker.idle()
     posts = [m for m in slack.messages(CUSTOMERS, thread_ts=ts) if m.get("bot_id")]
     assert len(posts) > 1

@@ -1,0 +1,157 @@
+"""Worker processes: `python -m bot run` split into a Slack front and workers.
+
+The front (the `run` process) verifies each Slack request, records the event and acks it, and
+runs no work: `Worker.kick(conversation_id)` there writes the id, one line, to the stdin of one
+worker process (chosen by conversation, so one conversation's kicks go to one process). Each
+worker process (`python -m bot worker`) is a whole worker: it claims conversations with a lease
+in the database, runs their model steps, sends the outbox, and the first one runs the follow-up
+timers. Nothing is handed over in the pipe but a wake-up: what to do is in the database, so a
+lost wake-up (a worker that died, a full pipe) only waits for the next sweep
+(`workers.sweep_every`), which every worker process runs, as a lone process does. The front
+starts a worker process again when one exits; a worker process stops when the front is gone
+(its stdin closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from bot.agent.model import warm_up
+from bot.config import AppConfig
+from bot.process.scheduler import FollowUpScheduler
+from bot.process.wiring import build_services
+
+log = logging.getLogger(__name__)
+
+RESTART_PAUSE_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 30.0
+WORKER_NICENESS = 5
+
+
+class WorkerProcesses:
+    """The front's side: starts `count` worker processes, starts again any that exits, and
+    forwards kicks to them."""
+
+    def __init__(self, config_path: str, count: int) -> None:
+        self._config_path = config_path
+        self._count = count
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+        self._watchers: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._processes.values() if p.returncode is None]
+
+    async def start(self) -> None:
+        for index in range(self._count):
+            await self._spawn(index)
+        self._watchers = [asyncio.create_task(self._watch(index), name=f"worker-process-{index}")
+                          for index in range(self._count)]
+
+    async def _spawn(self, index: int) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "worker", "--config", self._config_path,
+            "--index", str(index), stdin=asyncio.subprocess.PIPE,
+            # Its own session: a Ctrl-C in the terminal reaches the front only, which stops
+            # the worker processes after the Slack side, in order.
+            start_new_session=True)
+        self._processes[index] = process
+        log.info("worker process %d started (pid %d)", index, process.pid)
+
+    async def _watch(self, index: int) -> None:
+        while not self._stopping:
+            process = self._processes[index]
+            code = await process.wait()
+            if self._stopping:
+                return
+            log.warning("worker process %d (pid %d) exited with %s; starting it again",
+                        index, process.pid, code)
+            await asyncio.sleep(RESTART_PAUSE_SECONDS)
+            try:
+                await self._spawn(index)
+            except Exception:
+                log.exception("could not start worker process %d", index)
+
+    def kick(self, conversation_id: int) -> None:
+        """Wake the worker process of this conversation; if it is down, its sweep finds the
+        work when it is back."""
+        process = self._processes.get(conversation_id % self._count)
+        if process is None or process.returncode is not None or process.stdin is None:
+            return
+        if process.stdin.is_closing():
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            process.stdin.write(b"%d\n" % conversation_id)
+
+    async def stop(self) -> None:
+        """Ask every worker process to stop (running turns finish) and wait for them."""
+        self._stopping = True
+        for watcher in self._watchers:
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        live = [p for p in self._processes.values() if p.returncode is None]
+        for process in live:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in live:
+            try:
+                await asyncio.wait_for(process.wait(), timeout=STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                log.warning("worker process pid %d did not stop; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+
+async def run_worker_process(config: AppConfig, index: int) -> None:
+    """One worker process: work, sweep and (the first one) timers until SIGTERM/SIGINT or
+    until the front closes our stdin."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)  # the front's acks come first when the cores are busy
+    await warm_up()
+    services = build_services(config, sweep_seconds=config.workers.sweep_every.total_seconds())
+    services.worker.start()
+    services.support_channel.start()
+    scheduler: FollowUpScheduler | None = None
+    if index == 0:
+        scheduler = FollowUpScheduler(services.followups, services.engine, config.timers)
+        scheduler.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    reader = asyncio.create_task(_read_kicks(services.worker.kick, stopping), name="kicks")
+    log.info("worker process %d running", index)
+    try:
+        await stopping.wait()
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        if scheduler is not None:
+            await scheduler.stop()
+        await services.close()
+
+
+async def _read_kicks(kick: Callable[[int], None], stopping: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            try:
+                conversation_id = int(line)
+            except ValueError:
+                log.warning("ignored a malformed wake-up %r", line[:40])
+                continue
+            kick(conversation_id)
+    finally:
+        if not stopping.is_set():
+            log.info("the front process is gone; stopping")
+            stopping.set()
