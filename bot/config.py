@@ -135,8 +135,8 @@ class LlmSettings(_Section):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///bot.db"
-    # Conversations worked at once by one process (model turns, posts). Bounded so that the
-    # listeners that acknowledge Slack always find a free connection and a responsive loop.
+    # Deprecated name of `workers.concurrency` (it bounds the worker, not the database); still
+    # read when `workers.concurrency` is not set.
     concurrency: int = Field(default=8, ge=1, le=200)
 
 
@@ -148,6 +148,9 @@ class WorkerSettings(_Section):
     processes: int | Literal["auto"] = "auto"
     # How often a worker looks for work nobody was woken for (after a crash, a lost wake-up).
     sweep_every: timedelta = timedelta(seconds=5)
+    # Conversations one process works on at once (model turns, posts); the PostgreSQL pool is
+    # sized from it. Unset: `database.concurrency` (its former name), 8 by default.
+    concurrency: int | None = Field(default=None, ge=1, le=200)
 
     @field_validator("processes", mode="before")
     @classmethod
@@ -281,6 +284,17 @@ class AppConfig(_Section):
     routing: RoutingSettings = RoutingSettings()
     logging: LoggingSettings = LoggingSettings()
     log_level: str = "INFO"
+
+    @property
+    def worker_concurrency(self) -> int:
+        """Conversations one process works on at once (`workers.concurrency`)."""
+        return self.workers.concurrency or self.database.concurrency
+
+    @property
+    def database_pool_size(self) -> int:
+        """PostgreSQL connections one process keeps: one per conversation worked at once, and
+        a few for the listeners that acknowledge Slack and for the timers."""
+        return self.worker_concurrency + 4
 
 
 def substitute_env(value: Any, environ: dict[str, str] | None = None) -> Any:

@@ -50,7 +50,7 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An asyncio engine; SQLite runs in WAL mode with foreign keys enforced.
 
     SQLite: one connection per process (one writer: transactions queue in the process, in order,
@@ -67,7 +67,8 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(target, pool_size=10, max_overflow=10, pool_recycle=3600)
+    return create_async_engine(target, pool_size=pool_size, max_overflow=pool_size,
+                               pool_recycle=3600)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -78,7 +78,7 @@ class Services:
 
 
 def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services:
-    engine = create_engine(config.database.url)
+    engine = create_engine(config.database.url, pool_size=config.database_pool_size)
     sessions = create_session_factory(engine)
     slack = SlackGateway(make_web_client(token=config.slack.bot_token.get_secret_value(),
                                          api_url=config.slack.api_url))
@@ -91,7 +91,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
         retries=0, timeout=15))
     outbox = Outbox(sessions, outbox_slack, posts, retry_for=config.slack.retry_posts_for)
     worker = Worker(sessions, outbox, sweep_seconds=sweep_seconds,
-                    concurrency=config.database.concurrency)
+                    concurrency=config.worker_concurrency)
     intake = Intake(sessions, posts)
     answers = HumanAnswers(sessions, posts)
     handoff = Handoff(config, sessions, answers, posts)

@@ -51,3 +51,13 @@ def test_shipped_app_yaml_reads_the_new_keys_from_the_environment():
     assert config.workers.sweep_every == timedelta(seconds=5)
     assert config.slack.holding_reaction_after == timedelta(seconds=2)
     assert load_config("app.yaml", environ={}).workers.processes == "auto"
+
+
+def test_workers_concurrency_bounds_the_worker_and_sizes_the_pool() -> None:
+    assert parse_config({}).worker_concurrency == 8
+    former = parse_config({"database": {"concurrency": 5}})
+    assert (former.worker_concurrency, former.database_pool_size) == (5, 9)
+    both = parse_config({"database": {"concurrency": 5}, "workers": {"concurrency": 3}})
+    assert (both.worker_concurrency, both.database_pool_size) == (3, 7)
+    with pytest.raises(ConfigError):
+        parse_config({"workers": {"concurrency": 0}})
