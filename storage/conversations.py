@@ -221,6 +221,21 @@ def waiting_time(conversation: Conversation, now: datetime | None = None) -> tim
     return (now or utcnow()) - conversation.waiting_on_humans_since
 
 
+async def end_stale_wait(session: AsyncSession, *, conversation_id: int,
+                         waiting_since: datetime) -> bool:
+    """Stop a wait that outlived itself (the customer was answered since), only if it is still
+    the wait that started at `waiting_since`: the compare-and-set form of
+    `set_waiting_on_humans(conversation, False)`, for the timer that found it."""
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id,
+               Conversation.waiting_on_humans_since == waiting_since)
+        .values(waiting_on_humans_since=None, customer_notified_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def set_waiting_on_humans(conversation: Conversation, waiting: bool,
                           now: datetime | None = None) -> None:
     """The one place the waiting state changes. Waiting starts the clock the reminders, the

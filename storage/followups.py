@@ -194,18 +194,6 @@ async def last_message_role(session: AsyncSession, conversation_id: int) -> str 
     )).scalar_one_or_none()
 
 
-async def end_stale_wait(session: AsyncSession, *, conversation_id: int,
-                         waiting_since: datetime) -> bool:
-    """Clear a waiting time that outlived its wait (the customer was answered since)."""
-    result = await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id,
-               Conversation.waiting_on_humans_since == waiting_since)
-        .values(waiting_on_humans_since=None, customer_notified_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
 
 @dataclass(frozen=True)
 class NextDue:

@@ -230,7 +230,7 @@ class FollowUps:
         async with self._sessions() as session:
             if not await self._still_waiting(session, row.id):
                 # Answered since (e.g. a staff reply relayed to the customer): nobody waits.
-                await followups.end_stale_wait(session, conversation_id=row.id,
+                await conversations.end_stale_wait(session, conversation_id=row.id,
                                                waiting_since=row.since)
                 await session.commit()
                 return None
