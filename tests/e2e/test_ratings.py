@@ -5,6 +5,8 @@ app (signed HTTP from the Slack emulator, the model server) on both databases.""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -178,3 +180,21 @@ async def test_the_report_counts_ratings(start, slack, model):
     assert numbers["ratings_average"] == 2.0
     assert "1 / 0 / 1, average 2.00 of 3 (2 of 3 asked)" in as_table(report)
     assert "ratings_average,2.0" in as_csv(report)
+
+
+async def test_replicas_resolving_at_once_ask_a_customer_once(start, slack, model):
+    """Two replicas on one database resolve two cases of the same customer at the same time:
+    the cooldown row lets one prompt through."""
+    first = await start(ratings=RATINGS)
+    second = await start(ratings=RATINGS)
+    one, _ = await a_case(first, slack, model)
+    two, _ = await a_case(first, slack, model, text="Another question")
+    numbers = [(await conversation(first, n)).case_number for n in (1, 2)]
+    await asyncio.gather(first.services.handoff.resolve(case_number=numbers[0], by=STAFF),
+                         second.services.handoff.resolve(case_number=numbers[1], by=STAFF))
+    await first.services.worker.idle()
+    await second.services.worker.idle()
+    assert len(await all_rows(first, Rating)) == 1
+    await slack.wait_for_message(
+        CUSTOMERS, predicate=lambda m: texts.rating_prompt() in m["text"])
+    assert len(prompts(slack, one)) + len(prompts(slack, two)) == 1
