@@ -97,9 +97,6 @@ class RatingAction(StrEnum):
     bad = "rating-bad"
 
 
-RATING_SCORES = {RatingAction.good: 3, RatingAction.ok: 2, RatingAction.bad: 1}
-
-
 @dataclass(frozen=True)
 class RatingButtonValue:
     rating_id: int
