@@ -200,6 +200,21 @@ class BusinessHoursSettings(_Section):
     holidays: list[str] = []
 
 
+class TierTimerSettings(_Section):
+    """Follow-up times of askHuman questions for the accounts of one tier (see `accounts`); a
+    key left out keeps `timers`' value. The number of reminders, the customer's holding notice
+    and the release of idle cases stay those of `timers`."""
+
+    remind_after: timedelta | None = None
+    escalate_after: timedelta | None = None
+    give_up_after: timedelta | None = None
+
+    @field_validator("remind_after", "escalate_after", "give_up_after", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> timedelta | None:
+        return None if value is None else _duration(value)
+
+
 class TimerSettings(_Section):
     remind_after: timedelta = timedelta(minutes=10)
     max_reminders: int = Field(default=3, ge=0)
@@ -214,6 +229,17 @@ class TimerSettings(_Section):
     # Housekeeping: received event ids and finished work/outbox rows older than this are pruned.
     retention: timedelta = timedelta(days=7)
     housekeeping_every: timedelta = timedelta(hours=1)
+    # Per account tier (see `accounts`): overrides of the follow-up times above.
+    tiers: dict[str, TierTimerSettings] = {}
+
+    def for_tier(self, tier: str | None) -> TimerSettings:
+        """These timers with the overrides of `tier` (unchanged without a tier or overrides)."""
+        override = self.tiers.get(tier) if tier else None
+        if override is None:
+            return self
+        changes = {key: value for key, value in override.model_dump().items()
+                   if value is not None}
+        return self.model_copy(update=changes)
 
     @field_validator(
         "remind_after", "escalate_after", "give_up_after", "notify_customer_after",
@@ -273,6 +299,50 @@ class LoggingSettings(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class RatingSettings(_Section):
+    """The satisfaction prompt a customer gets in their thread when their case is resolved."""
+
+    enabled: bool = False
+    # Share of resolutions that ask (0: never, 1: always), drawn at random per resolution.
+    sample: float = Field(default=1.0, ge=0, le=1)
+    # A customer is asked at most once per this period, whatever the case (decided in the
+    # database, so replicas agree).
+    cooldown: timedelta = timedelta(days=7)
+    # Also ask when the bot closes a case it answered alone. No code path closes such a case
+    # today (cases are resolved by staff); the key is accepted so configurations can opt in.
+    after_bot_alone: bool = False
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> timedelta:
+        cooldown = _duration(value)
+        if cooldown < timedelta(0):
+            raise ValueError("must not be negative")
+        return cooldown
+
+
+class AccountSettings(_Section):
+    """Who a customer channel belongs to; shown on the case card, `tier` selects timers."""
+
+    name: str
+    tier: str | None = None
+    notes: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("tier", "notes", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return str(value).strip() or None
+
+
 class AppConfig(_Section):
     slack: SlackSettings = SlackSettings()
     channels: ChannelSettings = ChannelSettings()
@@ -283,6 +353,9 @@ class AppConfig(_Section):
     timers: TimerSettings = TimerSettings()
     routing: RoutingSettings = RoutingSettings()
     logging: LoggingSettings = LoggingSettings()
+    ratings: RatingSettings = RatingSettings()
+    # Customer channel id -> its account (name, tier, notes).
+    accounts: dict[str, AccountSettings] = {}
     log_level: str = "INFO"
 
     @property
@@ -295,6 +368,22 @@ class AppConfig(_Section):
         """PostgreSQL connections one process keeps: one per conversation worked at once, and
         a few for the listeners that acknowledge Slack and for the timers."""
         return self.worker_concurrency + 4
+
+    @field_validator("accounts")
+    @classmethod
+    def _channel_ids(cls, value: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+        for channel_id in value:
+            if not re.fullmatch(r"[CG][A-Z0-9]+", str(channel_id)):
+                raise ValueError(f"{channel_id!r} is not a channel id (such as C0123ABCD)")
+        return value
+
+    def account_for(self, channel_id: str | None) -> AccountSettings | None:
+        return self.accounts.get(channel_id) if channel_id else None
+
+    def timers_for(self, channel_id: str | None) -> TimerSettings:
+        """The follow-up timers of a customer channel: its account's tier may override them."""
+        account = self.account_for(channel_id)
+        return self.timers.for_tier(account.tier if account else None)
 
 
 def substitute_env(value: Any, environ: dict[str, str] | None = None) -> Any:

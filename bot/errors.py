@@ -25,3 +25,7 @@ class RequestClosed(UserFacingError):
 
 class StaleAction(UserFacingError):
     pass
+
+
+class RatingRefused(UserFacingError):
+    """A rating click that records nothing: not the customer who was asked, or already rated."""

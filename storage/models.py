@@ -257,3 +257,28 @@ class AssignmentChange(Base):
     changed_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Rating(Base):
+    """A satisfaction prompt sent to a customer when their case was resolved, and their answer
+    (`score` 1 bad, 2 OK, 3 good; None until they click)."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                 index=True)
+    customer_user_id: Mapped[str] = mapped_column(String(32))
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    score: Mapped[int | None] = mapped_column(Integer)
+    rated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RatingCooldown(Base):
+    """When each customer was last asked for a rating: one row per customer, moved forward by
+    a conditional update, so that replicas never ask twice within the cooldown."""
+
+    __tablename__ = "rating_cooldowns"
+
+    customer_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_asked_at: Mapped[datetime] = mapped_column(UtcDateTime)

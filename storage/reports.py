@@ -6,7 +6,9 @@ the model asked staff (askHuman), the case was transferred to the team (transfer
 router), or a staff member took it over (took, was assigned, answered in the thread). The *first
 human answer* is the earliest staff answer to an askHuman question or staff reply relayed to
 the customer, counted from the conversation's start; *resolution* is when it was resolved
-(`/handoff resolve`, ✅). Percentiles use the nearest-rank method (p90 of 10 values is the 9th).
+(`/handoff resolve`, ✅). *Ratings* are the satisfaction prompts sent when cases were resolved
+and the customers' clicks (3 good, 2 OK, 1 bad); the average is over the given ratings.
+Percentiles use the nearest-rank method (p90 of 10 values is the 9th).
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AssignmentChange, Conversation, HumanRequest, Message, utcnow
+from storage.models import (
+    AssignmentChange,
+    Conversation,
+    HumanRequest,
+    Message,
+    Rating,
+    utcnow,
+)
 
 
 @dataclass
@@ -37,6 +46,8 @@ class CaseFigures:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     unpriced_calls: int = 0
+    ratings_asked: int = 0
+    scores: list[int] = field(default_factory=list)
 
     @property
     def needed_person(self) -> bool:
@@ -139,6 +150,22 @@ class Report:
         return sum(case.unpriced_calls for case in self.cases)
 
     @property
+    def ratings_asked(self) -> int:
+        return sum(case.ratings_asked for case in self.cases)
+
+    @property
+    def ratings(self) -> list[int]:
+        return [score for case in self.cases for score in case.scores]
+
+    def ratings_of(self, score: int) -> int:
+        return sum(1 for given in self.ratings if given == score)
+
+    @property
+    def ratings_average(self) -> float | None:
+        given = self.ratings
+        return sum(given) / len(given) if given else None
+
+    @property
     def tokens_per_case(self) -> float | None:
         if not self.cases:
             return None
@@ -213,6 +240,14 @@ async def build_report(session: AsyncSession, *, since: datetime,
                 case.unpriced_calls += 1
             else:
                 case.cost_usd += cost
+        prompts = await session.execute(
+            select(Rating.conversation_id, Rating.score)
+            .where(Rating.conversation_id.in_(chunk)))
+        for conversation_id, score in prompts:
+            case = cases[conversation_id]
+            case.ratings_asked += 1
+            if score is not None:
+                case.scores.append(score)
     return report
 
 

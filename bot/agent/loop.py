@@ -350,7 +350,7 @@ class Agent:
         await conversations.number_case(session, conversation)
         now = utcnow()
         working = working_time(self._config)
-        due = request_due_times(self._config.timers, working, now)
+        due = request_due_times(self._config.timers_for(conversation.channel_id), working, now)
         first = conversation.support_thread_ts is None
         for index, call in enumerate(asks):
             request = await human_requests.create_request(
@@ -368,6 +368,7 @@ class Agent:
                 request_id=request.id, number=request.number, question=request.question,
                 first=opens_thread, drawn_for=conversation.assignee,
                 suggestion=request.suggested_answer,
+                account=self._config.account_for(conversation.channel_id),
             )
             await self._posts.to_case_thread(
                 session, conversation,

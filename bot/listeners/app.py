@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import AppConfig
-from bot.listeners import actions, case_actions, commands, events, shortcuts, views
+from bot.listeners import actions, case_actions, commands, events, ratings, shortcuts, views
 from bot.listeners.middleware import clean_strings, log_event_id
 from bot.pipeline.worker import Worker
 from bot.toolkit.slack_api import SlackGateway
@@ -20,6 +20,7 @@ from bot.usecases.handoff import Handoff
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.people import People
+from bot.usecases.ratings import Ratings
 from bot.usecases.reactions import Reactions
 from bot.usecases.staff_replies import StaffReplies
 from bot.usecases.support_channel import SupportChannel
@@ -43,6 +44,7 @@ class ListenerParts:
     drafts: Drafts
     reactions: Reactions
     support_channel: SupportChannel
+    ratings: Ratings | None = None
 
 
 def build_app(parts: ListenerParts) -> AsyncApp:
@@ -84,3 +86,5 @@ def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
                       handoff=p.handoff, worker=p.worker)
     shortcuts.register(app, people=p.people, slack=p.slack, cases=p.cases, handoff=p.handoff,
                        worker=p.worker)
+    if p.ratings is not None:
+        ratings.register(app, slack=p.slack, ratings=p.ratings, worker=p.worker)

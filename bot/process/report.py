@@ -45,6 +45,13 @@ def figures(report: Report) -> dict[str, Any]:
         "cost_per_case_usd": (None if report.cost_per_case is None
                               else round(report.cost_per_case, 6)),
         "unpriced_model_calls": report.unpriced_calls,
+        "ratings_asked": report.ratings_asked,
+        "ratings_given": len(report.ratings),
+        "ratings_good": report.ratings_of(3),
+        "ratings_ok": report.ratings_of(2),
+        "ratings_bad": report.ratings_of(1),
+        "ratings_average": (None if report.ratings_average is None
+                            else round(report.ratings_average, 3)),
     }
 
 
@@ -105,6 +112,11 @@ def as_table(report: Report) -> str:
     if report.unpriced_calls:
         rows.append(("  calls without a cost", f"{report.unpriced_calls} (stored before costs "
                                                "were recorded)"))
+    average = ("-" if report.ratings_average is None
+               else f"{report.ratings_average:.2f} of 3")
+    rows.append(("Ratings (good / OK / bad)",
+                 f"{report.ratings_of(3)} / {report.ratings_of(2)} / {report.ratings_of(1)}, "
+                 f"average {average} ({len(report.ratings)} of {report.ratings_asked} asked)"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 

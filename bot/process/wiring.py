@@ -25,6 +25,7 @@ from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.intake import Intake
 from bot.usecases.people import People
+from bot.usecases.ratings import Ratings
 from bot.usecases.reactions import Reactions
 from bot.usecases.staff_replies import StaffReplies
 from bot.usecases.support_channel import SupportChannel
@@ -59,6 +60,7 @@ class Services:
     support_channel: SupportChannel
     followups: FollowUps
     holding: HoldingReaction
+    ratings: Ratings
 
     def listener_parts(self) -> ListenerParts:
         """The parts the Slack listeners call."""
@@ -66,7 +68,8 @@ class Services:
             config=self.config, slack=self.slack, worker=self.worker, people=self.people,
             inbox=self.inbox, human_answers=self.human_answers, handoff=self.handoff,
             staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
-            reactions=self.reactions, support_channel=self.support_channel)
+            reactions=self.reactions, support_channel=self.support_channel,
+            ratings=self.ratings)
 
     async def close(self) -> None:
         await self.holding.stop()
@@ -82,7 +85,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     sessions = create_session_factory(engine)
     slack = SlackGateway(make_web_client(token=config.slack.bot_token.get_secret_value(),
                                          api_url=config.slack.api_url))
-    posts = PostQueue(config.channels.support, config.channels.escalation)
+    posts = PostQueue(config.channels.support, config.channels.escalation, config.accounts)
     people = People(config, slack)
     model = ModelClient(config.llm)
     # The outbox retries on its own terms (see bot/pipeline/outbox.py): no retries in the call.
@@ -94,7 +97,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                     concurrency=config.worker_concurrency)
     intake = Intake(sessions, posts)
     answers = HumanAnswers(sessions, posts)
-    handoff = Handoff(config, sessions, answers, posts)
+    ratings = Ratings(config, sessions, posts)
+    handoff = Handoff(config, sessions, answers, posts, ratings)
     agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model))
     staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
     holding = HoldingReaction(sessions, posts, outbox, after=config.slack.holding_reaction_after)
@@ -110,7 +114,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         reactions=Reactions(config, people, cases, handoff),
                         support_channel=SupportChannel(config, slack, sessions, worker),
                         followups=FollowUps(config, sessions, posts, answers, worker.kick),
-                        holding=holding)
+                        holding=holding, ratings=ratings)
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
 

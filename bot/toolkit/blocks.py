@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -24,11 +24,16 @@ from bot.toolkit.ids import (
     CaseButtonValue,
     CaseView,
     DraftAction,
+    RatingAction,
+    RatingButtonValue,
     RequestAction,
     RequestView,
     StaffReplyAction,
 )
 from bot.toolkit.mrkdwn import neutralise_mentions
+
+if TYPE_CHECKING:
+    from bot.config import AccountSettings
 
 
 def thread_link(channel_id: str, ts: str, thread_ts: str | None = None) -> str:
@@ -44,24 +49,31 @@ def _blocks(*blocks: Any) -> list[dict[str, Any]]:
 
 
 def case_header_text(*, case_number: int, customer_name: str, channel_id: str,
-                     thread_ts: str) -> str:
+                     thread_ts: str, account: AccountSettings | None = None) -> str:
+    """The first line of a case's card; with the channel's account (app.yaml `accounts`) on a
+    second line. Names and notes are not the bot's words: their mentions ping nobody."""
     link = thread_link(channel_id, thread_ts)
-    return (f"*{texts.case_label(case_number)}* · {neutralise_mentions(customer_name)} in "
-            f"<#{channel_id}> · "
-            f"<{link}|open the customer's thread>")
+    header = (f"*{texts.case_label(case_number)}* · {neutralise_mentions(customer_name)} in "
+              f"<#{channel_id}> · "
+              f"<{link}|open the customer's thread>")
+    if account is not None:
+        header += "\n" + neutralise_mentions(texts.account_line(
+            account.name, account.tier, account.notes))[:1000]
+    return header
 
 
 def human_request_blocks(*, case_number: int, customer_name: str, channel_id: str,
                          thread_ts: str, excerpt: list[str], request_id: int, number: int,
                          question: str, first: bool, drawn_for: str,
-                         suggestion: str | None = None) -> list[dict[str, Any]]:
+                         suggestion: str | None = None,
+                         account: AccountSettings | None = None) -> list[dict[str, Any]]:
     """The support-channel post of one askHuman question (the first one opens the case);
     `drawn_for` is the case's assignee as the post is drawn."""
     blocks: list[Any] = []
     if first:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=case_header_text(
             case_number=case_number, customer_name=customer_name, channel_id=channel_id,
-            thread_ts=thread_ts))))
+            thread_ts=thread_ts, account=account))))
         if excerpt:
             blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
     blocks.append(SectionBlock(text=MarkdownTextObject(
@@ -89,14 +101,15 @@ class QuestionPart:
 
 def case_root_blocks(*, case_number: int, customer_name: str, channel_id: str,
                      thread_ts: str, status: str, excerpt: list[str], assignee: str,
-                     resolved: bool, question: QuestionPart | None) -> list[dict[str, Any]]:
+                     resolved: bool, question: QuestionPart | None,
+                     account: AccountSettings | None = None) -> list[dict[str, Any]]:
     """The first post of a case thread, drawn from the case's state: who has it and since when,
     the recent conversation, the question that opened it (if one did), and only the buttons
     that make sense now."""
     blocks: list[Any] = [
         SectionBlock(text=MarkdownTextObject(text=case_header_text(
             case_number=case_number, customer_name=customer_name, channel_id=channel_id,
-            thread_ts=thread_ts))),
+            thread_ts=thread_ts, account=account))),
         ContextBlock(elements=[MarkdownTextObject(text=status[:2900])]),
     ]
     if excerpt:
@@ -168,12 +181,13 @@ def case_buttons(case_number: int, drawn_for: str, *, resolved: bool = False,
 
 
 def case_card_blocks(*, case_number: int, customer_name: str, channel_id: str, thread_ts: str,
-                     reason: str, excerpt: list[str], drawn_for: str) -> list[dict[str, Any]]:
+                     reason: str, excerpt: list[str], drawn_for: str,
+                     account: AccountSettings | None = None) -> list[dict[str, Any]]:
     """The first post of a case thread opened by a handoff, a router or a draft; `drawn_for`
     is the case's assignee as the card is drawn."""
     blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=case_header_text(
         case_number=case_number, customer_name=customer_name, channel_id=channel_id,
-        thread_ts=thread_ts)))]
+        thread_ts=thread_ts, account=account)))]
     if excerpt:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(excerpt)[:2900])))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=reason[:2900])]))
@@ -271,3 +285,22 @@ def answer_modal(*, request_id: int, number: int, question: str, case_number: in
         ],
     )
     return view.to_dict()
+
+
+def rating_blocks(rating_id: int) -> list[dict[str, Any]]:
+    """The one-click satisfaction prompt in the customer's thread."""
+    def button(action: RatingAction, score: int) -> ButtonElement:
+        return ButtonElement(text=texts.rating_label(score), action_id=action,
+                             value=RatingButtonValue(rating_id, score).encode())
+
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=texts.rating_prompt())),
+        ActionsBlock(block_id=f"rating-{rating_id}", elements=[
+            button(RatingAction.good, 3), button(RatingAction.ok, 2), button(RatingAction.bad, 1),
+        ]),
+    )
+
+
+def rating_thanks_blocks(score: int) -> list[dict[str, Any]]:
+    """The prompt once answered: the buttons go, the thank-you stays."""
+    return _blocks(SectionBlock(text=MarkdownTextObject(text=texts.rating_thanks(score))))

@@ -73,7 +73,8 @@ async def refresh_case_card(session: AsyncSession, posts: PostQueue,
         case_number=case_number, customer_name=conversation.customer_name or "Customer",
         channel_id=conversation.channel_id, thread_ts=conversation.thread_ts, status=status,
         excerpt=conversation_excerpt(history), assignee=conversation.assignee,
-        resolved=conversation.status == "resolved", question=part)
+        resolved=conversation.status == "resolved", question=part,
+        account=posts.account_for(conversation.channel_id))
     if part is None:
         text = f"{texts.case_label(case_number)}: {status}"
     elif part.outcome is None:

@@ -89,3 +89,25 @@ class StaffReplyAction(StrEnum):
     take_over = "staff-reply-take"
     send_once = "staff-reply-send"
     keep_note = "staff-reply-note"
+
+
+class RatingAction(StrEnum):
+    """The rating buttons in a customer's thread; each carries `<rating id>:<score>`."""
+
+    good = "rating-good"
+    ok = "rating-ok"
+    bad = "rating-bad"
+
+
+@dataclass(frozen=True)
+class RatingButtonValue:
+    rating_id: int
+    score: int
+
+    def encode(self) -> str:
+        return f"{self.rating_id}:{self.score}"
+
+    @classmethod
+    def decode(cls, value: str) -> RatingButtonValue:
+        rating_id, _, score = value.partition(":")
+        return cls(int(rating_id), int(score))

@@ -8,8 +8,9 @@ post. A key that was queued before queues nothing (posts are idempotent on their
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +19,9 @@ from bot.toolkit.blocks import case_card_blocks
 from bot.toolkit.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
 from storage import conversations, outbox_posts, work_items
 from storage.models import Conversation, Message, OutboxPost
+
+if TYPE_CHECKING:
+    from bot.config import AccountSettings
 
 SUPPORT_THREAD = "$support_thread"  # the case's support thread, known once its card is sent
 POST_REF = "$post:"  # `ts` of another outbox post, known once that one is sent
@@ -60,14 +64,22 @@ class PostQueue:
 
     support_channel: str
     escalation_channel: str | None = None
+    # Customer channel id -> its account (app.yaml `accounts`), shown on case cards.
+    accounts: Mapping[str, AccountSettings] = field(default_factory=dict)
+
+    def account_for(self, channel_id: str | None) -> AccountSettings | None:
+        return self.accounts.get(channel_id) if channel_id else None
 
     # the customer's thread ---------------------------------------------------------------------
     async def to_customer(self, session: AsyncSession, conversation: Conversation, text: str, *,
                           key: str, message: Message | None = None,
-                          username: str | None = None, icon_url: str | None = None) -> None:
+                          username: str | None = None, icon_url: str | None = None,
+                          blocks: Blocks | None = None) -> None:
         """One post in the customer's thread, as it is (staff words, the bot's notes)."""
         args: dict[str, Any] = {"channel": conversation.channel_id,
                                 "thread_ts": conversation.thread_ts, "text": text}
+        if blocks:
+            args["blocks"] = blocks
         if username:
             args["username"] = username
         if icon_url:
@@ -133,7 +145,8 @@ class PostQueue:
                       customer_name=conversation.customer_name or "Customer",
                       channel_id=conversation.channel_id, thread_ts=conversation.thread_ts,
                       reason=reason, excerpt=excerpt or [],
-                      drawn_for=conversation.assignee)})
+                      drawn_for=conversation.assignee,
+                      account=self.account_for(conversation.channel_id))})
 
     async def to_case_thread(self, session: AsyncSession, conversation: Conversation,
                              text: str, *, key: str, blocks: Blocks | None = None,
@@ -181,6 +194,17 @@ class PostQueue:
             args["blocks"] = blocks
         await outbox_posts.add_post(session, key=key, method="chat.update",
                                     conversation_id=conversation_id, args=args)
+
+    async def update_customer_post(self, session: AsyncSession, conversation: Conversation, *,
+                                   key: str, of_key: str, text: str,
+                                   blocks: Blocks | None = None) -> None:
+        """Replace a post of the customer's thread once the post queued under `of_key` is sent."""
+        args: dict[str, Any] = {"channel": conversation.channel_id, "ts": post_ref(of_key),
+                                "text": text}
+        if blocks:
+            args["blocks"] = blocks
+        await outbox_posts.add_post(session, key=key, method="chat.update",
+                                    conversation_id=conversation.id, args=args)
 
     async def update_post(self, session: AsyncSession, conversation_id: int, *, key: str,
                           channel: str, ts: str, text: str) -> None:

@@ -423,3 +423,42 @@ def case_status(*, status: str, assignee: str, pending: int, waiting: timedelta 
     elif waiting is not None:
         line += f" · customer waiting {format_duration(waiting)}"
     return line
+
+
+# Satisfaction ratings.
+
+RATING_LABELS = {3: ":grinning: Good", 2: ":neutral_face: OK", 1: ":slightly_frowning_face: Bad"}
+
+
+def rating_label(score: int) -> str:
+    return RATING_LABELS.get(score, str(score))
+
+
+def rating_prompt() -> str:
+    return "Your question is resolved. How did we do? One click tells us."
+
+
+def rating_thanks(score: int) -> str:
+    return f"Thank you for your feedback! You rated this: {rating_label(score)}"
+
+
+def rating_note(case_number: int, score: int) -> str:
+    return f":star: Case #{case_number}: the customer rated the support {rating_label(score)}."
+
+
+def rating_not_yours() -> str:
+    return "Only the customer who was asked can rate this conversation; nothing was recorded."
+
+
+def rating_already_given() -> str:
+    return "This conversation was already rated; thank you."
+
+
+def account_line(name: str, tier: str | None, notes: str | None) -> str:
+    """The account of a case's customer channel, shown on the case card (from app.yaml)."""
+    line = f"*Account:* {name}"
+    if tier:
+        line += f" · tier {tier}"
+    if notes:
+        line += f"\n_{notes}_"
+    return line

@@ -187,14 +187,16 @@ class FollowUps:
     async def _remind_one(self, row: followups.DueRequest, now: datetime) -> int | None:
         sent = row.reminders_sent + 1
         async with self._sessions() as session:
+            request, conversation = await self._request_and_case(session, row.id)
+            # The account's tier may remind more often (app.yaml `timers.tiers`).
+            timers = self._config.timers_for(conversation.channel_id)
             claimed = await followups.claim_reminder(
                 session, request_id=row.id, seen_reminders=row.reminders_sent,
-                next_remind_at=next_reminder_at(self._timers, self._working, now=now,
+                next_remind_at=next_reminder_at(timers, self._working, now=now,
                                                 reminders_sent=sent))
             if not claimed:
                 await session.rollback()
                 return None
-            request, conversation = await self._request_and_case(session, row.id)
             await self._posts.to_case_thread(
                 session, conversation,
                 texts.reminder(conversation.case_number, request.number, request.question,

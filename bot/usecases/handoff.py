@@ -20,6 +20,7 @@ from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.mrkdwn import neutralise_mentions
 from bot.toolkit.posts import PostQueue
 from bot.usecases.human_answers import HumanAnswers
+from bot.usecases.ratings import Ratings
 from storage import conversations, human_requests, messages
 from storage.models import Conversation, utcnow
 
@@ -42,11 +43,13 @@ def parse_case_number(text: str) -> int:
 
 class Handoff:
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
-                 answers: HumanAnswers, posts: PostQueue) -> None:
+                 answers: HumanAnswers, posts: PostQueue,
+                 ratings: Ratings | None = None) -> None:
         self._config = config
         self._sessions = sessions
         self._answers = answers
         self._posts = posts
+        self._ratings = ratings
 
     async def _case(self, session: AsyncSession, case_number: int) -> Conversation:
         conversation = await conversations.get_conversation_by_case(session, case_number)
@@ -147,6 +150,8 @@ class Handoff:
             await self._posts.note_in_case_thread(
                 session, conversation, texts.case_resolved(case_number, by),
                 key=f"resolved:{conversation.id}:{utcnow().timestamp()}")
+            if self._ratings is not None:
+                await self._ratings.offer(session, conversation)
             await refresh_case_card(session, self._posts, conversation)
             await session.commit()
             return Changed(conversation.id, case_number, conversation.assignee)

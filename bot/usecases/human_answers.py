@@ -282,7 +282,8 @@ class HumanAnswers:
             header = case_header_text(
                 case_number=conversation.case_number,
                 customer_name=conversation.customer_name or "Customer",
-                channel_id=conversation.channel_id, thread_ts=conversation.thread_ts)
+                channel_id=conversation.channel_id, thread_ts=conversation.thread_ts,
+                account=self._posts.account_for(conversation.channel_id))
         outcome = (texts.human_request_answered(request.number, name, answer)
                    if status == "answered" and answer
                    else f"{texts.human_request_closed(request.number, status)} ({name})")
