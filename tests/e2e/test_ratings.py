@@ -34,7 +34,9 @@ async def a_case(bot, slack, model, *, text="Do you have it in XL?", thread_ts=N
     question's post in #support."""
     model.script(ToolCalls([("askHuman", {"question": "Which size?"})]))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, text, thread_ts=thread_ts)
-    post = await slack.wait_for_message(SUPPORT, predicate=lambda m: "Which size" in str(m))
+    # This case's question: its card quotes the customer's words (other cases ask the same).
+    post = await slack.wait_for_message(
+        SUPPORT, predicate=lambda m: "Which size" in str(m) and text in str(m))
     await bot.services.worker.idle()
     return thread_ts or ts, post
 
