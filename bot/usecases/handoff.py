@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.agent.loop import conversation_excerpt, queue_next_step
 from bot.config import AppConfig
 from bot.errors import BadCommand, CaseNotFound, StaleAction
-from bot.toolkit import texts
+from bot.toolkit import metrics, texts
 from bot.toolkit.mrkdwn import neutralise_mentions
 from bot.toolkit.posts import PostQueue
 from bot.usecases.human_answers import HumanAnswers
@@ -37,6 +37,15 @@ def parse_case_number(text: str) -> int:
     if not cleaned.isdigit():
         raise BadCommand(texts.unknown_case(text))
     return int(cleaned)
+
+
+def handoff_category(*, by: str, to: str) -> str:
+    """The bounded reason of a handoff for the metric: who decided it, never who they are."""
+    if by == "scheduler":
+        return "idle_release"
+    if by in ("router", "model"):
+        return by
+    return "staff_takeover" if by == to else "staff_assign"
 
 
 class Handoff:
@@ -67,7 +76,9 @@ class Handoff:
             return Changed(conversation.id, case_number, to)
 
     async def assign_in_session(self, session: AsyncSession, conversation: Conversation, *,
-                                to: str, by: str, reason: str) -> None:
+                                to: str, by: str, reason: str, category: str | None = None
+                                ) -> None:
+        """`category`: why, for the handoff metric (bounded); derived from `by` when not given."""
         case_number = await conversations.number_case(session, conversation)
         old = conversation.assignee
         if old == to:
@@ -80,6 +91,7 @@ class Handoff:
             conversation.status = "open"
             conversation.resolved_at = None
         if to != "bot":
+            metrics.handoff(category or handoff_category(by=by, to=to))
             owner_name = texts.who(to) if to != "humans" else "the support team"
             for request in await human_requests.pending_requests(session, conversation.id):
                 await self._answers.close_in_session(
@@ -98,13 +110,15 @@ class Handoff:
             key=f"assign:{change.id}")
 
     async def hand_to_humans(self, session: AsyncSession, conversation: Conversation,
-                             reason: str, *, by: str = "router") -> None:
-        """A router or the model's transferToHuman sends the case to staff; the customer is
-        told a person will answer."""
+                             reason: str, *, by: str = "router", category: str = "router"
+                             ) -> None:
+        """A router or the model's transferToHuman (`category` "model") sends the case to
+        staff; the customer is told a person will answer."""
         if conversation.assignee != "bot":
             return
         reason = neutralise_mentions(reason)  # a model's or router's words, shown to staff
-        await self.assign_in_session(session, conversation, to="humans", by=by, reason=reason)
+        await self.assign_in_session(session, conversation, to="humans", by=by, reason=reason,
+                                     category=category)
         await self._posts.to_customer(session, conversation, texts.customer_handed_to_humans(),
                                       key=f"handed:{conversation.id}:{utcnow().timestamp()}")
 
