@@ -237,9 +237,9 @@ def share_across_processes() -> SharedMetrics:
     return SharedMetrics(path, created=created, owner=True)
 
 
-def process_exited(pid: int) -> None:
+def process_exited(pid: int, *, path: str | None = None) -> None:
     """A child process ended: drop its live gauges (its counters keep counting in the sum)."""
-    path = multiprocess_dir()
+    path = path or multiprocess_dir()
     if path:
         multiprocess.mark_process_dead(pid, path)
 
