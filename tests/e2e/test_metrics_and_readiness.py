@@ -231,3 +231,23 @@ def test_metrics_port_unset_or_empty_means_no_server():
     assert parse_config({}, source="t").metrics.port is None
     assert parse_config({"metrics": {"port": ""}}, source="t").metrics.port is None
     assert parse_config({"metrics": {"port": 9102}}, source="t").metrics.port == 9102
+
+
+async def test_followups_by_kind_and_staff_handoffs_are_counted(start, slack, model):
+    bot = await start(timers={"remind_after": "1s", "max_reminders": 1, "escalate_after": "1h",
+                              "give_up_after": "2h", "check_every": 0.2})
+    before, _ = await scrape(bot.http_port)
+    model.script(ToolCalls([("askHuman", {"question": "Discount allowed?"})]))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Can I get a discount?")
+    post = await slack.wait_for_message(SUPPORT)
+    await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
+                                 predicate=lambda m: "Reminder" in m["text"], timeout=30)
+    result = await slack.slash_command("/handoff", "take 1", user=STAFF, channel=SUPPORT)
+    assert result.status == 200
+    await bot.services.worker.idle()
+    after, text = await scrape(bot.http_port)
+    assert moved(before, after, "supportbot_followups_fired_total", kind="remind") == 1
+    assert moved(before, after, "supportbot_handoffs_total", reason="staff_takeover") == 1
+    assert moved(before, after, "supportbot_slack_events_acknowledged_total",
+                 type="command") == 1
+    assert STAFF not in text and ts not in text
