@@ -251,3 +251,17 @@ async def test_followups_by_kind_and_staff_handoffs_are_counted(start, slack, mo
     assert moved(before, after, "supportbot_slack_events_acknowledged_total",
                  type="command") == 1
     assert STAFF not in text and ts not in text
+
+
+async def test_outbox_backlog_is_read_from_the_database_at_scrape(bot, slack, model):
+    slack.fail_next("chat.postMessage", error="ratelimited", retry_after=60)
+    model.script(Reply("Held back by a long rate limit."))
+    await slack.user_posts(CUSTOMERS, CUSTOMER, "Will this wait?")
+    await slack.wait_for_call("chat.postMessage", timeout=30)
+    await bot.services.worker.idle()
+    await asyncio.sleep(1.1)
+    samples, _ = await scrape(bot.http_port)
+    assert value(samples, "supportbot_outbox_pending_posts") >= 1
+    assert value(samples, "supportbot_outbox_oldest_pending_seconds") >= 1
+    assert value(samples, "supportbot_slack_api_rate_limited_total",
+                 method="chat.postMessage") >= 1
