@@ -294,6 +294,18 @@ class RoutingSettings(_Section):
     threshold: float = Field(default=0.8, ge=0, le=1)
 
 
+class MetricsSettings(_Section):
+    # A server of its own for /metrics, /healthz and /readyz (Socket Mode has no other; in HTTP
+    # mode they are on slack.http.port as well). Unset or empty: no such server. 0: any free port.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "0.0.0.0"
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+
 class LoggingSettings(_Section):
     # text: readable lines for a terminal; json: one JSON object per line for a collector.
     format: Literal["text", "json"] = "text"
@@ -356,6 +368,7 @@ class AppConfig(_Section):
     ratings: RatingSettings = RatingSettings()
     # Customer channel id -> its account (name, tier, notes).
     accounts: dict[str, AccountSettings] = {}
+    metrics: MetricsSettings = MetricsSettings()
     log_level: str = "INFO"
 
     @property

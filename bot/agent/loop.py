@@ -52,7 +52,7 @@ class Handover(Protocol):
     """Gives a case to the support team (the use case `Handoff` does it)."""
 
     async def hand_to_humans(self, session: AsyncSession, conversation: Conversation,
-                             reason: str) -> None: ...
+                             reason: str, *, category: str = "router") -> None: ...
 
 
 def needs_reply(history: list[Message]) -> bool:
@@ -392,7 +392,8 @@ class Agent:
             session, call_message=message, tool_call_id=call.id, tool_name=TRANSFER_TO_HUMAN,
             text="The conversation was handed to the human support team.")
         await self._handover.hand_to_humans(session, conversation,
-                                            f"the model called transferToHuman: {reason}")
+                                            f"the model called transferToHuman: {reason}",
+                                            category="model")
 
     async def _clear_holding_reaction(self, session: AsyncSession, conversation: Conversation,
                                       history: list[Message]) -> None:

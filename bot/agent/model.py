@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import litellm
 
 from bot.config import LlmSettings
+from bot.toolkit import metrics
 
 log = logging.getLogger(__name__)
 litellm.suppress_debug_info = True
@@ -89,25 +91,31 @@ class ModelClient:
             args["model"] = model
         if tools:
             args["tools"] = tools
+        started = time.perf_counter()
         try:
             response = await litellm.acompletion(**args)
         except Exception as error:
+            metrics.model_failed("completion", started, error)
             raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
         usage = getattr(response, "usage", None)
         choices = getattr(response, "choices", None) or []
         message = getattr(choices[0], "message", None) if choices else None
         if message is None:  # no choice at all: as unusable as an empty answer
+            metrics.model_answered("completion", started, None, None, usable=False)
             return ModelResult(text=None, model=getattr(response, "model", None))
         calls = [ToolCall(id=call.id, name=call.function.name or "",
                           arguments=_parse_arguments(call.function.arguments))
                  for call in (message.tool_calls or [])]
         prompt_tokens = getattr(usage, "prompt_tokens", None)
         completion_tokens = getattr(usage, "completion_tokens", None)
-        return ModelResult(
+        result = ModelResult(
             text=message.content or None, tool_calls=calls, model=response.model,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             cost_usd=call_cost(args["model"], response.model, prompt_tokens, completion_tokens),
         )
+        metrics.model_answered("completion", started, prompt_tokens, completion_tokens,
+                               usable=result.usable)
+        return result
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
         vectors, _ = await self.embed_measured(texts, model=model)
@@ -116,12 +124,15 @@ class ModelClient:
     async def embed_measured(self, texts: list[str], *, model: str
                              ) -> tuple[list[list[float]], ModelResult]:
         """The vectors, and the call's tokens and cost (as a ModelResult without text)."""
+        started = time.perf_counter()
         try:
             response = await litellm.aembedding(model=model, input=texts, **self._common_no_model())
         except Exception as error:
+            metrics.model_failed("embedding", started, error)
             raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
         usage = getattr(response, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", None)
+        metrics.model_answered("embedding", started, prompt_tokens, 0)
         answered = getattr(response, "model", None)
         usage_result = ModelResult(
             text=None, model=answered or model, prompt_tokens=prompt_tokens,

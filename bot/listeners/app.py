@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from bot.config import AppConfig
 from bot.listeners import actions, case_actions, commands, events, ratings, shortcuts, views
 from bot.listeners.middleware import clean_strings, log_event_id
 from bot.pipeline.worker import Worker
+from bot.toolkit import metrics
 from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
@@ -47,10 +50,21 @@ class ListenerParts:
     ratings: Ratings | None = None
 
 
+class MeasuredApp(AsyncApp):
+    """Counts each payload received and acknowledged, and the time to the ack, whether it
+    came over HTTP or Socket Mode (both hand it to `async_dispatch`)."""
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        started = metrics.slack_payload_received(req.body)
+        response = await super().async_dispatch(req)
+        metrics.slack_payload_answered(req.body, response.status, started)
+        return response
+
+
 def build_app(parts: ListenerParts) -> AsyncApp:
     config = parts.config
     http = config.slack.mode == "http"
-    app = AsyncApp(
+    app = MeasuredApp(
         client=parts.slack.client,
         signing_secret=config.slack.signing_secret.get_secret_value() if http else None,
         request_verification_enabled=http,

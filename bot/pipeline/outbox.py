@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from bot.toolkit import texts
+from bot.toolkit import metrics, texts
 from bot.toolkit.posts import METADATA_EVENT_TYPE, POST_REF, SUPPORT_THREAD, PostQueue
 from bot.toolkit.slack_api import (
     SlackGateway,
@@ -203,6 +203,7 @@ class Outbox:
             message = await session.get(Message, message_id)
             if message and not message.slack_ts:
                 message.slack_ts = ts
+                metrics.answer_sent(message.meta)  # its first post reached the thread
         for request_id in on_sent.get("human_request_ids", []):
             request = await session.get(HumanRequest, request_id)
             if request and not request.support_ts:

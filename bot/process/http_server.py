@@ -1,4 +1,6 @@
-"""HTTP mode: Slack's events, commands and interactivity on one path, and `GET /healthz`."""
+"""HTTP mode: Slack's events, commands and interactivity on one path, `GET /healthz` (alive),
+`GET /readyz` (ready for traffic) and `GET /metrics` (Prometheus); in Socket Mode the last three
+on a server of their own (`metrics.port`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.process.ops import MetricsExporter, Readiness, add_routes
 from storage.db import ping
 
 log = logging.getLogger(__name__)
@@ -38,12 +41,14 @@ def body_problem(raw: bytes, content_type: str | None) -> str | None:
 
 def build_web_app(bolt: AsyncApp, engine: AsyncEngine, *, path: str,
                   signing_secret: str | None = None,
-                  workers_reach_database: Callable[[], bool] = lambda: True
+                  workers_reach_database: Callable[[], bool] = lambda: True,
+                  readiness: Readiness | None = None, exporter: MetricsExporter | None = None
                   ) -> web.Application:
     """The aiohttp app. With `signing_secret`, a body Bolt cannot read gets 401 when its
     signature is wrong and 400 otherwise (Bolt itself checks the signature of readable ones).
     `/healthz`: 200 when the database answers and the workers reach it (their last sweep did),
-    503 otherwise, so a load balancer sees a short outage too."""
+    503 otherwise, so a load balancer sees a short outage too. `/readyz` and `/metrics`: see
+    bot/process/ops.py."""
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_endpoint(request: web.Request) -> web.Response:
@@ -68,14 +73,27 @@ def build_web_app(bolt: AsyncApp, engine: AsyncEngine, *, path: str,
         return web.json_response({"ok": False, "error": "malformed_body", "detail": problem},
                                  status=400, headers={"X-Slack-No-Retry": "1"})
 
+    web_app = build_ops_app(engine, workers_reach_database=workers_reach_database,
+                            readiness=readiness, exporter=exporter)
+    web_app.router.add_post(path, slack_endpoint)
+    return web_app
+
+
+def build_ops_app(engine: AsyncEngine, *,
+                  workers_reach_database: Callable[[], bool] = lambda: True,
+                  readiness: Readiness | None = None, exporter: MetricsExporter | None = None
+                  ) -> web.Application:
+    """`/healthz`, `/readyz` and (with an exporter) `/metrics`: the whole app of the Socket
+    Mode metrics server, and part of the HTTP mode app."""
+
     async def healthz(_request: web.Request) -> web.Response:
         if await ping(engine) and workers_reach_database():
             return web.json_response({"status": "ok", "database": "reachable"})
         return web.json_response({"status": "error", "database": "unreachable"}, status=503)
 
     web_app = web.Application()
-    web_app.router.add_post(path, slack_endpoint)
     web_app.router.add_get("/healthz", healthz)
+    add_routes(web_app, readiness=readiness or Readiness(engine), exporter=exporter)
     return web_app
 
 

@@ -16,11 +16,12 @@ from slack_sdk.errors import SlackApiError
 from bot.agent.model import warm_up
 from bot.config import AppConfig, ConfigError
 from bot.listeners.app import build_app
-from bot.process.http_server import build_web_app, start_site
+from bot.process.http_server import build_ops_app, build_web_app, start_site
+from bot.process.ops import MetricsExporter, Readiness
 from bot.process.scheduler import FollowUpScheduler
 from bot.process.wiring import Services, build_services
 from bot.process.workers import WorkerProcesses
-from bot.toolkit import texts
+from bot.toolkit import metrics, texts
 from bot.toolkit.slack_api import slack_error_code
 from bot.usecases.followups import FollowUps
 from storage.migrate import upgrade_async
@@ -33,7 +34,9 @@ class RunningBot:
     services: Services
     app: AsyncApp
     http_port: int | None = None
+    metrics_port: int | None = None  # the server of `metrics.port`, when configured
     _runner: web.AppRunner | None = None
+    _metrics_runner: web.AppRunner | None = None
     _socket: AsyncSocketModeHandler | None = None
     scheduler: FollowUpScheduler | None = None
     workers: WorkerProcesses | None = None
@@ -48,11 +51,16 @@ class RunningBot:
             await self.scheduler.stop()
         if self._socket is not None:
             await self._socket.close_async()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
         if self.workers is not None:
             await self.workers.stop()
         await self.services.close()
+
+    async def slack_connected(self) -> bool:
+        """Socket Mode: the socket is open. HTTP mode: the token was checked at start-up."""
+        return await self._socket.client.is_connected() if self._socket is not None else True
 
 
 async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int | None = None,
@@ -84,11 +92,13 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         bot.workers = workers
     services.worker.start()
     services.support_channel.start()
+    ops = {"workers_reach_database": lambda: services.worker.database_reachable,
+           "readiness": Readiness(services.engine, slack_connected=bot.slack_connected),
+           "exporter": MetricsExporter(services.sessions)}
     if config.slack.mode == "http":
         web_app = build_web_app(
             app, services.engine, path=config.slack.http.path,
-            signing_secret=config.slack.signing_secret.get_secret_value(),
-            workers_reach_database=lambda: services.worker.database_reachable)
+            signing_secret=config.slack.signing_secret.get_secret_value(), **ops)
         port = config.slack.http.port if http_port is None else http_port
         bot._runner, bot.http_port = await start_site(web_app, host=config.slack.http.host,
                                                       port=port)
@@ -98,6 +108,12 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         bot._socket = AsyncSocketModeHandler(app, config.slack.app_token.get_secret_value())
         await bot._socket.connect_async()
         log.info("connected to Slack in Socket Mode")
+    if config.metrics.port is not None:
+        bot._metrics_runner, bot.metrics_port = await start_site(
+            build_ops_app(services.engine, **ops), host=config.metrics.host,
+            port=config.metrics.port)
+        log.info("serving /metrics, /healthz and /readyz on http://%s:%s", config.metrics.host,
+                 bot.metrics_port)
     if workers is None:
         # Follow-ups due while the bot was down fire once, now; then every timers.check_every.
         bot.scheduler = FollowUpScheduler(services.followups, services.engine, config.timers)
@@ -140,10 +156,16 @@ async def run_forever(config: AppConfig, config_path: str | None = None) -> None
     """Run until SIGINT or SIGTERM, then stop cleanly: running turns finish or are left for
     another replica (their leases expire), nothing recorded is lost. With `config_path` and
     `workers.processes` > 0 the work runs in that many worker processes (bot/process/workers.py)."""
+    # Before any worker process starts: they inherit the folder, one scrape sums them all.
+    shared_metrics = metrics.share_across_processes()
     count = config.workers.process_count(config.database.url) if config_path else 0
     workers = WorkerProcesses(config_path, count) if config_path and count else None
-    bot = await start_bot(config, sweep_seconds=config.workers.sweep_every.total_seconds(),
-                          workers=workers)
+    try:
+        bot = await start_bot(config, sweep_seconds=config.workers.sweep_every.total_seconds(),
+                              workers=workers)
+    except BaseException:
+        shared_metrics.close()
+        raise
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -153,3 +175,4 @@ async def run_forever(config: AppConfig, config_path: str | None = None) -> None
         log.info("stopping")
     finally:
         await bot.stop()
+        shared_metrics.close()

@@ -26,6 +26,7 @@ from bot.agent.model import warm_up
 from bot.config import AppConfig
 from bot.process.scheduler import FollowUpScheduler
 from bot.process.wiring import build_services
+from bot.toolkit import metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class WorkerProcesses:
         while not self._stopping:
             process = self._processes[index]
             code = await process.wait()
+            metrics.process_exited(process.pid)  # its live gauges go; its counts stay summed
             if self._stopping:
                 return
             log.warning("worker process %d (pid %d) exited with %s; starting it again",

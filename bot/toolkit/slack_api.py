@@ -16,12 +16,18 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.toolkit import metrics
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +38,27 @@ TRANSIENT_ERRORS = frozenset({
 })
 
 
+class CountRequests(AsyncRetryHandler):
+    """First of a client's retry handlers, it sees every answer of the Web API (a retried call's
+    too) and counts it by method, rate limits apart; it never asks for a retry itself."""
+
+    async def can_retry_async(self, *, state: RetryState, request: HttpRequest,
+                              response: HttpResponse | None = None,
+                              error: Exception | None = None) -> bool:
+        if error is None or response is None:  # an answer, or a call that got none
+            metrics.slack_api_request(request.url, response.status_code if response else None)
+        return False
+
+
 def make_web_client(*, token: str, api_url: str, retries: int = 3,
                     timeout: int = 30) -> AsyncWebClient:
     """An AsyncWebClient for `slack.api_url`; `retries` > 0 retries rate limits and transient
     errors inside the call."""
-    handlers = [
+    handlers: list[AsyncRetryHandler] = [CountRequests(), *([
         AsyncConnectionErrorRetryHandler(max_retry_count=retries),
         AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
         AsyncServerErrorRetryHandler(max_retry_count=retries),
-    ] if retries else []
+    ] if retries else [])]
     return AsyncWebClient(token=token, base_url=api_url, timeout=timeout,
                           retry_handlers=handlers, session=_pooled_session(timeout))
 

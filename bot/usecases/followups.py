@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent.loop import queue_next_step
 from bot.config import AppConfig
-from bot.toolkit import texts
+from bot.toolkit import metrics, texts
 from bot.toolkit.blocks import thread_link
 from bot.toolkit.case_card import refresh_case_card
 from bot.toolkit.due_times import next_reminder_at, working_time, working_time_between, working_zone
@@ -127,6 +127,7 @@ class FollowUps:
                 continue
             if conversation_id is not None:
                 done += 1
+                metrics.followup_fired(kind)
                 self._kick(conversation_id)
         return done
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.agent.loop import queue_next_step
 from bot.config import AppConfig
 from bot.errors import BadCommand, CaseNotFound, StaleAction
-from bot.toolkit import texts
+from bot.toolkit import metrics, texts
 from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.mrkdwn import neutralise_mentions
 from bot.toolkit.posts import PostQueue
@@ -39,6 +39,15 @@ def parse_case_number(text: str) -> int:
     if not cleaned.isdigit():
         raise BadCommand(texts.unknown_case(text))
     return int(cleaned)
+
+
+def handoff_category(*, by: str, to: str) -> str:
+    """The bounded reason of a handoff for the metric: who decided it, never who they are."""
+    if by == "scheduler":
+        return "idle_release"
+    if by in ("router", "model"):
+        return by
+    return "staff_takeover" if by == to else "staff_assign"
 
 
 class Handoff:
@@ -77,7 +86,9 @@ class Handoff:
             return Changed(conversation.id, case_number, to)
 
     async def assign_in_session(self, session: AsyncSession, conversation: Conversation, *,
-                                to: str, by: str, reason: str) -> None:
+                                to: str, by: str, reason: str, category: str | None = None
+                                ) -> None:
+        """`category`: why, for the handoff metric (bounded); derived from `by` when not given."""
         case_number = await conversations.number_case(session, conversation)
         old = conversation.assignee
         if old == to:
@@ -90,6 +101,7 @@ class Handoff:
             conversation.status = "open"
             conversation.resolved_at = None
         if to != "bot":
+            metrics.handoff(category or handoff_category(by=by, to=to))
             owner_name = texts.who(to) if to != "humans" else "the support team"
             for request in await human_requests.pending_requests(session, conversation.id):
                 await self._answers.close_in_session(
@@ -109,13 +121,15 @@ class Handoff:
         await refresh_case_card(session, self._posts, conversation)
 
     async def hand_to_humans(self, session: AsyncSession, conversation: Conversation,
-                             reason: str, *, by: str = "router") -> None:
-        """A router or the model's transferToHuman sends the case to staff; the customer is
-        told a person will answer."""
+                             reason: str, *, by: str = "router", category: str = "router"
+                             ) -> None:
+        """A router or the model's transferToHuman (`category` "model") sends the case to
+        staff; the customer is told a person will answer."""
         if conversation.assignee != "bot":
             return
         reason = neutralise_mentions(reason)  # a model's or router's words, shown to staff
-        await self.assign_in_session(session, conversation, to="humans", by=by, reason=reason)
+        await self.assign_in_session(session, conversation, to="humans", by=by, reason=reason,
+                                     category=category)
         await self._posts.to_customer(session, conversation, texts.customer_handed_to_humans(),
                                       key=f"handed:{conversation.id}:{utcnow().timestamp()}")
 
