@@ -33,10 +33,11 @@ async def a_case(bot, slack, model, *, text="Do you have it in XL?", thread_ts=N
     """The customer asks; the model asks staff. Returns the customer's thread ts and the
     question's post in #support."""
     model.script(ToolCalls([("askHuman", {"question": "Which size?"})]))
+    asked_before = {m["ts"] for m in slack.messages(SUPPORT) if "Which size" in str(m)}
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, text, thread_ts=thread_ts)
-    # This case's question: its card quotes the customer's words (other cases ask the same).
+    # This question's post, not an earlier case's (they ask the same).
     post = await slack.wait_for_message(
-        SUPPORT, predicate=lambda m: "Which size" in str(m) and text in str(m))
+        SUPPORT, predicate=lambda m: "Which size" in str(m) and m["ts"] not in asked_before)
     await bot.services.worker.idle()
     return thread_ts or ts, post
 
