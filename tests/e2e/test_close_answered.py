@@ -82,3 +82,17 @@ async def test_off_by_default(bot, slack, model):
     await answered(bot, slack, model, "When are you open?")
     assert await bot.followups.close_answered() == 0
     assert [c.status for c in await all_rows(bot, Conversation)] == ["open"]
+
+
+async def test_a_customer_writing_again_reopens_it(start, slack, model):
+    bot = await start(timers=timers(close_answered_after="1s"))
+    await bot.scheduler.pause()
+    ts = await answered(bot, slack, model, "When are you open?")
+    await asyncio.sleep(1.1)
+    assert await bot.followups.close_answered() == 1
+    model.script(Reply("Also on Saturdays."))
+    await slack.user_posts(CUSTOMERS, CUSTOMER, "And on Saturdays?", thread_ts=ts)
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
+                                 predicate=lambda m: m["text"] == "Also on Saturdays.")
+    [case] = await all_rows(bot, Conversation)
+    assert (case.status, case.resolved_at) == ("open", None)
