@@ -223,6 +223,9 @@ class TimerSettings(_Section):
     notify_customer_after: timedelta = timedelta(minutes=15)
     release_after: timedelta = timedelta(hours=24)
     release_to: Literal["bot", "humans"] = "bot"
+    # Close a conversation the bot answered alone (staff never saw it) once the customer has
+    # been quiet this long after the answer; unset: such conversations stay open.
+    close_answered_after: timedelta | None = None
     business_hours: BusinessHoursSettings | None = None
     # How often the scheduler looks for due follow-ups (seconds may be fractional: 0.5).
     check_every: timedelta = timedelta(seconds=15)
@@ -248,6 +251,16 @@ class TimerSettings(_Section):
     @classmethod
     def _parse(cls, value: Any) -> timedelta:
         return _duration(value)
+
+    @field_validator("close_answered_after", mode="before")
+    @classmethod
+    def _optional_duration(cls, value: Any) -> timedelta | None:
+        if value in (None, ""):
+            return None
+        after = _duration(value)
+        if after <= timedelta(0):
+            raise ValueError("must be longer than 0s, or empty to keep such cases open")
+        return after
 
     @field_validator("check_every", "housekeeping_every", mode="before")
     @classmethod
@@ -320,8 +333,8 @@ class RatingSettings(_Section):
     # A customer is asked at most once per this period, whatever the case (decided in the
     # database, so replicas agree).
     cooldown: timedelta = timedelta(days=7)
-    # Also ask when the bot closes a case it answered alone. No code path closes such a case
-    # today (cases are resolved by staff); the key is accepted so configurations can opt in.
+    # Also ask when the bot closes a conversation it answered alone
+    # (`timers.close_answered_after`).
     after_bot_alone: bool = False
 
     @field_validator("cooldown", mode="before")

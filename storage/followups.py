@@ -275,3 +275,48 @@ def watch_due_times(engine: AsyncEngine, callback: Callable[[], None]) -> Callab
                 event.remove(Session, name, hook)
 
     return stop
+
+
+def _last_message_at() -> Any:
+    return (select(func.max(Message.created_at))
+            .where(Message.conversation_id == Conversation.id).scalar_subquery())
+
+
+def _last_message_role() -> Any:
+    return (select(Message.role).where(Message.conversation_id == Conversation.id)
+            .order_by(Message.order.desc(), Message.step_order.desc()).limit(1)
+            .scalar_subquery())
+
+
+def _answered_alone_and_quiet(quiet_since: datetime) -> ColumnElement[bool]:
+    """Open, with the bot, never shown to staff (no case number), no question pending, the
+    bot's answer last and nothing since `quiet_since`."""
+    return (
+        (Conversation.status == "open") & (Conversation.assignee == "bot")
+        & Conversation.case_number.is_(None)
+        & ~select(HumanRequest.id).where(HumanRequest.conversation_id == Conversation.id,
+                                         HumanRequest.status == "pending").exists()
+        & (_last_message_role() == "assistant")
+        & (_last_message_at() <= quiet_since))
+
+
+async def answered_alone_and_quiet(session: AsyncSession, *, quiet_since: datetime,
+                                   limit: int = 100) -> list[int]:
+    """Conversations the bot answered alone whose customer has been quiet since before the
+    given time, quietest first."""
+    rows = await session.execute(
+        select(Conversation.id).where(_answered_alone_and_quiet(quiet_since))
+        .order_by(_last_message_at(), Conversation.id).limit(limit))
+    return list(rows.scalars())
+
+
+async def claim_close_answered(session: AsyncSession, *, conversation_id: int,
+                               quiet_since: datetime, now: datetime) -> bool:
+    """Close one such conversation; False when it changed meanwhile (the customer wrote, staff
+    stepped in) or another replica closed it."""
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, _answered_alone_and_quiet(quiet_since))
+        .values(status="resolved", resolved_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1

@@ -113,7 +113,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         drafts=Drafts(sessions, posts),
                         reactions=Reactions(config, people, cases, handoff),
                         support_channel=SupportChannel(config, slack, sessions, worker),
-                        followups=FollowUps(config, sessions, posts, answers, worker.kick),
+                        followups=FollowUps(config, sessions, posts, answers, worker.kick,
+                                            ratings=ratings),
                         holding=holding, ratings=ratings)
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds

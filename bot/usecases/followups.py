@@ -26,6 +26,7 @@ from bot.toolkit.case_card import refresh_case_card
 from bot.toolkit.due_times import next_reminder_at, working_time, working_time_between, working_zone
 from bot.toolkit.posts import PostQueue, wake
 from bot.usecases.human_answers import HumanAnswers
+from bot.usecases.ratings import Ratings
 from storage import conversations, events, followups, human_requests, outbox_posts, work_items
 from storage.db import is_unavailable
 from storage.models import Conversation, HumanRequest, utcnow
@@ -59,7 +60,8 @@ class FollowUps:
     follows; `kick` starts a worker on a conversation that got work."""
 
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
-                 posts: PostQueue, answers: HumanAnswers, kick: Callable[[int], None]) -> None:
+                 posts: PostQueue, answers: HumanAnswers, kick: Callable[[int], None], *,
+                 ratings: Ratings | None = None) -> None:
         self._config = config
         self._timers = config.timers
         self._working = working_time(config)
@@ -67,6 +69,7 @@ class FollowUps:
         self._posts = posts
         self._answers = answers
         self._kick = kick
+        self._ratings = ratings
         self._backlog: set[str] = set()  # kinds whose last run found a full batch
         self.stopping = False
         self.jobs: dict[str, Job] = {
@@ -75,6 +78,7 @@ class FollowUps:
             "followups.remind": self.remind,
             "followups.notify_customers": self.notify_customers,
             "followups.release_idle": self.release_idle,
+            "followups.close_answered": self.close_answered,
         }
 
     async def next_due_at(self, pass_started: datetime | None) -> datetime | None:
@@ -297,6 +301,34 @@ class FollowUps:
             await queue_next_step(session, conversation)
             await session.commit()
             return conversation.id
+
+    # conversations the bot answered alone ------------------------------------------------------
+    async def close_answered(self) -> int:
+        """Close conversations the bot answered alone once the customer has been quiet for
+        `timers.close_answered_after` (off when unset); with `ratings.after_bot_alone` the
+        customer is asked for a rating. Checked at every pass (every `timers.check_every`)."""
+        after = self._timers.close_answered_after
+        if after is None:
+            return 0
+        now = utcnow()
+        async with self._sessions() as session:
+            due = await followups.answered_alone_and_quiet(session, quiet_since=now - after,
+                                                           limit=BATCH)
+        return await self._each("close_answered", due,
+                                lambda row: self._close_answered_one(row, now - after, now))
+
+    async def _close_answered_one(self, conversation_id: int, quiet_since: datetime,
+                                  now: datetime) -> int | None:
+        async with self._sessions() as session:
+            if not await followups.claim_close_answered(
+                    session, conversation_id=conversation_id, quiet_since=quiet_since, now=now):
+                await session.rollback()
+                return None
+            conversation = await conversations.get_conversation(session, conversation_id)
+            if self._ratings is not None and self._config.ratings.after_bot_alone:
+                await self._ratings.offer(session, conversation)
+            await session.commit()
+            return conversation_id
 
     # housekeeping ----------------------------------------------------------------------------
     async def housekeeping(self) -> int:

@@ -67,8 +67,9 @@ class Intake:
                 thread_ts=incoming.thread_ts, customer_user_id=incoming.user_id,
                 customer_name=incoming.user_name,
             )
-            if conversation.status != "open":
+            if conversation.status != "open":  # the customer writes again: reopened
                 conversation.status = "open"
+                conversation.resolved_at = None
             message = await messages.add_message(
                 session, conversation_id=conversation.id, role="user", position="turn",
                 text=incoming.text, slack_ts=incoming.ts, slack_user_id=incoming.user_id,
