@@ -80,6 +80,16 @@ async def queue_next_step(session: AsyncSession, conversation: Conversation) -> 
     return continues
 
 
+def store_completion(message: Message, result: ModelResult, *, status: str) -> None:
+    """Replace a step's pending row with what the model returned, and what it cost."""
+    message.status = status
+    message.text = result.text
+    message.model = result.model
+    message.prompt_tokens = result.prompt_tokens
+    message.completion_tokens = result.completion_tokens
+    message.cost_usd = result.cost_usd
+
+
 def draft_key(message_id: int) -> str:
     """The outbox key of the draft card of a model answer held in draft mode."""
     return f"draft:{message_id}"
@@ -199,12 +209,7 @@ class Agent:
         pending row, or None when the retries are spent and the bot gave up."""
         async with self._sessions() as session:
             message = await messages.get_message(session, message_id)
-            message.status = "failed"
-            message.text = result.text
-            message.model = result.model
-            message.prompt_tokens = result.prompt_tokens
-            message.completion_tokens = result.completion_tokens
-            message.cost_usd = result.cost_usd
+            store_completion(message, result, status="failed")
             limits.mark(message, limits.UNUSABLE)
             pending = None
             if attempts <= self._config.llm.empty_answer_retries:
@@ -264,12 +269,7 @@ class Agent:
         async with self._sessions() as session:
             message = await messages.get_message(session, message_id)
             conversation = await conversations.get_conversation(session, message.conversation_id)
-            message.status = "success"
-            message.text = result.text
-            message.model = result.model
-            message.prompt_tokens = result.prompt_tokens
-            message.completion_tokens = result.completion_tokens
-            message.cost_usd = result.cost_usd
+            store_completion(message, result, status="success")
             message.tool_calls = [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in result.tool_calls
             ] or None
