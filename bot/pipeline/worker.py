@@ -123,9 +123,7 @@ class Worker:
         while True:
             try:
                 next_retry = await self.sweep()
-                if not self.database_reachable:
-                    log.warning("database reachable again; resuming work")
-                self.database_reachable = True
+                self._database_answered()
                 # Wake for the next post retry (Retry-After, back-off) if it comes sooner.
                 pause = min(self._sweep_seconds, max(MIN_SWEEP_SECONDS, next_retry or 1e9))
             except Exception as error:
@@ -138,12 +136,20 @@ class Worker:
                 pause = min(MAX_SWEEP_BACKOFF_SECONDS, max(pause * 2, OUTAGE_RETRY_SECONDS))
             await asyncio.sleep(pause)
 
+    def _database_answered(self) -> None:
+        """Any transaction that commits proves the database is back (the sweep may be backing
+        off for a while): health says so at once."""
+        if not self.database_reachable:
+            log.warning("database reachable again; resuming work")
+        self.database_reachable = True
+
     async def _claim(self, conversation_id: int) -> bool:
         async with self._sessions() as session:
             claimed = await conversations.claim_conversation(
                 session, conversation_id=conversation_id, owner=self._owner, lease=LEASE)
             await session.commit()
-            return claimed
+        self._database_answered()
+        return claimed
 
     async def _release(self, conversation_id: int) -> bool:
         """Release the lease; True when the conversation has due work again (added while the
