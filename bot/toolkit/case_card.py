@@ -40,6 +40,16 @@ async def _opening_question(session: AsyncSession,
     return first
 
 
+async def is_card_root(session: AsyncSession, conversation: Conversation,
+                       request: HumanRequest) -> bool:
+    """True when this question's post is the case card (it opened the thread): a redraw of the
+    card shows its outcome, so it needs no update of its own."""
+    if await post_exists(session, case_thread_key(conversation)):
+        return False
+    opening = await _opening_question(session, conversation)
+    return opening is not None and opening.id == request.id
+
+
 async def refresh_case_card(session: AsyncSession, posts: PostQueue,
                             conversation: Conversation) -> None:
     """Queue a redraw of the case thread's first post with the case's current state; nothing

@@ -18,7 +18,7 @@ from bot.agent.tools import ASK_HUMAN
 from bot.errors import CaseNotFound, RequestClosed
 from bot.toolkit import texts
 from bot.toolkit.blocks import case_header_text, closed_request_blocks
-from bot.toolkit.case_card import refresh_case_card
+from bot.toolkit.case_card import is_card_root, refresh_case_card
 from bot.toolkit.posts import PostQueue, find_post
 from bot.usecases.relay import relay_to_customer
 from storage import conversations, events, human_requests, messages
@@ -259,7 +259,9 @@ class HumanAnswers:
         await relay_to_customer(session, self._posts, conversation=conversation, text=answer,
                                 user_id=user_id, name=name, key=f"late:{request.id}",
                                 extra_meta={"late_answer_to": request.number})
-        await self._queue_closed_post(session, request, "answered", name, answer)
+        # The card keeps saying the question expired; its own post shows the late answer.
+        await self._queue_closed_post(session, request, "answered", name, answer,
+                                      card_redrawn=False)
         await session.commit()
         return True
 
@@ -275,8 +277,13 @@ class HumanAnswers:
             status="success")
 
     async def _queue_closed_post(self, session: AsyncSession, request: HumanRequest,
-                                 status: str, name: str, answer: str | None) -> None:
+                                 status: str, name: str, answer: str | None, *,
+                                 card_redrawn: bool = True) -> None:
+        """Show the question's outcome on its post. When that post is the case card and the
+        caller redraws the card (`refresh_case_card`), the redraw shows it: no second update."""
         conversation = await conversations.get_conversation(session, request.conversation_id)
+        if card_redrawn and await is_card_root(session, conversation, request):
+            return
         header = None
         if conversation.support_thread_ts == request.support_ts:
             header = case_header_text(
@@ -284,9 +291,7 @@ class HumanAnswers:
                 customer_name=conversation.customer_name or "Customer",
                 channel_id=conversation.channel_id, thread_ts=conversation.thread_ts,
                 account=self._posts.account_for(conversation.channel_id))
-        outcome = (texts.human_request_answered(request.number, name, answer)
-                   if status == "answered" and answer
-                   else f"{texts.human_request_closed(request.number, status)} ({name})")
+        outcome = texts.question_outcome(request.number, status, name, answer)
         await self._posts.update_support_post(
             session, request.conversation_id, key=f"closed:{request.id}:{status}",
             of_key=f"ask:{request.id}", ts=request.support_ts, text=outcome,
