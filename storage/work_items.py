@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WorkItem, utcnow
@@ -31,6 +31,12 @@ async def next_open_work(session: AsyncSession, conversation_id: int) -> WorkIte
         .order_by(WorkItem.id)
         .limit(1)
     )).scalars().first()
+
+
+async def set_outcome(session: AsyncSession, item_id: int, values: dict[str, object]) -> None:
+    """Record a work item's outcome in one UPDATE, no read first."""
+    await session.execute(update(WorkItem).where(WorkItem.id == item_id).values(values)
+                          .execution_options(synchronize_session=False))
 
 
 async def prune_finished_work(session: AsyncSession, *, older_than: datetime) -> int:

@@ -47,6 +47,10 @@ ALREADY_DONE: dict[str, tuple[str, ...]] = {
 }
 
 
+# What one attempt at a post came to.
+SENT, WAIT, DROPPED = "sent", "wait", "dropped"
+
+
 def backoff(attempts: int, retry_after: float | None) -> timedelta:
     """Wait before the next attempt: exponential with jitter, never sooner than Slack asked."""
     exponential = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** max(0, attempts - 1))
@@ -68,20 +72,25 @@ class Outbox:
     async def send_post(self, post_id: int) -> bool:
         """Send one post now (a ⏳ reaction, outside any conversation's order); False when it
         must wait (the sweep retries it)."""
-        return await self._send(post_id)
+        return await self._send(post_id) != WAIT
 
     async def send_pending(self, conversation_id: int | None) -> bool:
         """Send the conversation's pending posts in order; False if one must wait (a retry
-        later, or another sender holds it): the posts after it wait too, keeping the order."""
+        later, or another sender holds it): the posts after it wait too, keeping the order.
+        Posts queued meanwhile come with a work item (whose run sends them), except the staff
+        notice of a dropped post, which is looked for here."""
         while True:
             async with self._sessions() as session:
                 posts = await outbox_posts.pending_posts(session, conversation_id)
                 post_ids = [p.id for p in posts]
-            if not post_ids:
-                return True
+            dropped = False
             for post_id in post_ids:
-                if not await self._send(post_id):
+                outcome = await self._send(post_id)
+                if outcome == WAIT:
                     return False
+                dropped = dropped or outcome == DROPPED
+            if not dropped:
+                return True
 
     async def send_due(self) -> float | None:
         """Send every conversation's due posts (the sweep: after a crash, a restart, a retry);
@@ -94,13 +103,14 @@ class Outbox:
             next_at = await outbox_posts.next_post_due_at(session)
         return None if next_at is None else (next_at - utcnow()).total_seconds()
 
-    async def _send(self, post_id: int) -> bool:
+    async def _send(self, post_id: int) -> str:
+        """One attempt at a post: SENT (or nothing left to do), WAIT, or DROPPED for good."""
         async with self._sessions() as session:
             post = await outbox_posts.get_post(session, post_id)
             if post is None or post.status != "pending":
-                return True
+                return SENT
             if post.next_attempt_at is not None and post.next_attempt_at > utcnow():
-                return False
+                return WAIT
             conversation = (await session.get(Conversation, post.conversation_id)
                             if post.conversation_id else None)
             args = self._resolve_args(post, conversation)
@@ -112,17 +122,17 @@ class Outbox:
                     post.status = "failed"
                     post.error = "referenced post was never sent"
                     await session.commit()
-                    return True
+                    return SENT
                 if not target.slack_ts:
-                    return False  # sent after its target; the sweep retries
+                    return WAIT  # sent after its target; the sweep retries
                 args["ts"] = target.slack_ts
             if self._slack.is_held(args.get("channel")):
-                return False  # the support channel is shared: kept until it is internal again
+                return WAIT  # the support channel is shared: kept until it is internal again
             look_first = post.maybe_sent
             attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
             await session.commit()
             if attempt is None:
-                return False  # another sender has it, or it became not due
+                return WAIT  # another sender has it, or it became not due
             set_committed_value(post, "attempts", attempt)
             try:
                 ts = await self._existing_post_ts(post, args) if look_first else None
@@ -135,7 +145,7 @@ class Outbox:
             post.next_attempt_at = None
             await self._apply_on_sent(session, post, conversation, ts)
             await session.commit()
-            return True
+            return SENT
 
     def _resolve_args(self, post: OutboxPost, conversation: Conversation | None) -> dict[str, Any]:
         args = dict(post.args)
@@ -210,7 +220,7 @@ class Outbox:
                 request.support_ts = ts
 
     async def _record_failure(self, session: AsyncSession, post: OutboxPost,
-                              conversation: Conversation | None, error: Exception) -> bool:
+                              conversation: Conversation | None, error: Exception) -> str:
         failure = failure_of(error)
         post.error = failure.code
         expired = utcnow() - post.created_at > self._retry_for
@@ -227,7 +237,7 @@ class Outbox:
         if give_up and not post.key.startswith(STAFF_NOTICE_PREFIX):
             await self._queue_staff_notice(session, post, conversation, failure.code, expired)
         await session.commit()
-        return give_up  # a dropped post must not block the ones after it
+        return DROPPED if give_up else WAIT  # a dropped post must not block the ones after it
 
     async def _queue_staff_notice(self, session: AsyncSession, post: OutboxPost,
                                   conversation: Conversation | None, code: str,

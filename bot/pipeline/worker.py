@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pipeline.outbox import Outbox
@@ -144,6 +143,7 @@ class Worker:
         self.database_reachable = True
 
     async def _claim(self, conversation_id: int) -> bool:
+        """Renew the lease (the heartbeat)."""
         async with self._sessions() as session:
             claimed = await conversations.claim_conversation(
                 session, conversation_id=conversation_id, owner=self._owner, lease=LEASE)
@@ -151,15 +151,36 @@ class Worker:
         self._database_answered()
         return claimed
 
-    async def _release(self, conversation_id: int) -> bool:
-        """Release the lease; True when the conversation has due work again (added while the
-        lease was held), looked up in the same transaction."""
+    async def _claim_and_take(self, conversation_id: int) -> tuple[bool, WorkItem | None]:
+        """One transaction: take the lease, and the first due item (its attempt counted); with
+        nothing due, the lease is given back in the same transaction."""
         async with self._sessions() as session:
+            claimed = await conversations.claim_conversation(
+                session, conversation_id=conversation_id, owner=self._owner, lease=LEASE)
+            item = await self._take_or_release(session, conversation_id) if claimed else None
+            await session.commit()
+        self._database_answered()
+        return claimed, item
+
+    async def _finish_and_take(self, conversation_id: int, done: WorkItem,
+                               outcome: dict[str, object]) -> WorkItem | None:
+        """One transaction: record an item's outcome, and take the next due item, or give the
+        lease back when there is none (work added after this commit kicks a new drain)."""
+        async with self._sessions() as session:
+            await work_items.set_outcome(session, done.id, outcome)
+            item = await self._take_or_release(session, conversation_id)
+            await session.commit()
+        return item
+
+    async def _take_or_release(self, session: AsyncSession, conversation_id: int
+                               ) -> WorkItem | None:
+        item = await work_items.next_open_work(session, conversation_id)
+        if item is None:
             await conversations.release_conversation(
                 session, conversation_id=conversation_id, owner=self._owner)
-            more = await work_items.next_open_work(session, conversation_id) is not None
-            await session.commit()
-            return more
+        else:
+            item.attempts += 1
+        return item
 
     async def _drain(self, conversation_id: int) -> None:
         log_context.conversation_id.set(conversation_id)  # this task's log lines name the case
@@ -179,27 +200,33 @@ class Worker:
         while True:
             if task is not None:
                 task.kicked = False  # type: ignore[attr-defined]
-            if not await self._claim(conversation_id):
+            claimed, item = await self._claim_and_take(conversation_id)
+            if not claimed:
                 return  # another worker holds it; it re-checks after releasing
-            heartbeat = asyncio.create_task(self._renew(conversation_id))
-            more = False
-            try:
-                await self._run_items(conversation_id)
-            finally:
-                heartbeat.cancel()
-                more = await self._release_quietly(conversation_id)
-            # Work added meanwhile, or a kick that came while this drain was running.
-            if not more and not getattr(task, "kicked", False):
+            if item is not None:
+                heartbeat = asyncio.create_task(self._renew(conversation_id))
+                try:
+                    await self._run_items(conversation_id, item)
+                except BaseException:
+                    await self._release_quietly(conversation_id)
+                    raise
+                finally:
+                    heartbeat.cancel()
+            # The lease is given back; look again only for a kick that came meanwhile.
+            if not getattr(task, "kicked", False):
                 return
 
-    async def _release_quietly(self, conversation_id: int) -> bool:
-        """Release the lease; if the database is away, the short lease lapses on its own."""
+    async def _release_quietly(self, conversation_id: int) -> None:
+        """Give the lease back after a failure; if the database is away, the short lease lapses
+        on its own."""
         try:
-            return await self._release(conversation_id)
+            async with self._sessions() as session:
+                await conversations.release_conversation(
+                    session, conversation_id=conversation_id, owner=self._owner)
+                await session.commit()
         except Exception as error:  # noqa: BLE001
             log.warning("could not release conversation %s (%s); its lease will lapse",
                         conversation_id, type(error).__name__)
-            return False
 
     async def _renew(self, conversation_id: int) -> None:
         """Heartbeat: keep the lease while the work runs."""
@@ -212,19 +239,18 @@ class Worker:
                 log.warning("could not renew the lease of conversation %s (%s)",
                             conversation_id, type(error).__name__)
 
-    async def _run_items(self, conversation_id: int) -> None:
-        while True:
-            async with self._sessions() as session:
-                item = await work_items.next_open_work(session, conversation_id)
-                if item is None:
-                    break
-                item.attempts += 1
-                await session.commit()
-            await self._run_one(item)
-            if not await self._outbox.send_pending(conversation_id):
-                break  # a post must wait for Slack; the sweep retries it
+    async def _run_items(self, conversation_id: int, item: WorkItem | None) -> None:
+        """Run items in order until none is due; the last transaction gives the lease back.
+        An item's outcome is recorded with the next item's claim, after its posts were sent:
+        a crash in between runs it again, which every handler allows (a step re-reads the
+        history; a flush sends what is still pending)."""
+        while item is not None:
+            outcome = await self._run_one(item)
+            await self._outbox.send_pending(conversation_id)  # a post that must wait: the sweep
+            item = await self._finish_and_take(conversation_id, item, outcome)
 
-    async def _run_one(self, item: WorkItem) -> None:
+    async def _run_one(self, item: WorkItem) -> dict[str, object]:
+        """Run one item; returns its outcome (status, error, attempts, and when to retry)."""
         handler = self._handlers.get(item.kind)
         status, error, attempts, delay = "done", None, item.attempts, 0.0
         try:
@@ -241,10 +267,7 @@ class Worker:
                 log.exception("work item %s (%s) failed", item.id, item.kind)
                 status = "failed" if item.attempts >= MAX_ATTEMPTS else "open"
                 delay = 5.0 * item.attempts
-        values: dict[str, object] = {"status": status, "error": error, "attempts": attempts}
+        outcome: dict[str, object] = {"status": status, "error": error, "attempts": attempts}
         if status == "open":
-            values["not_before"] = utcnow() + timedelta(seconds=delay)
-        async with self._sessions() as session:  # one UPDATE, no read first
-            await session.execute(update(WorkItem).where(WorkItem.id == item.id).values(values)
-                                  .execution_options(synchronize_session=False))
-            await session.commit()
+            outcome["not_before"] = utcnow() + timedelta(seconds=delay)
+        return outcome
