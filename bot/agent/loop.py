@@ -132,21 +132,41 @@ class Agent:
             if not model_continues(conversation, questions_pending=bool(pending),
                                    history=history):
                 return
-        if self._router is not None and history[-1].role == "user":
-            decision = await self._router.decide(history[-1].text or "")
-            if decision.usage is not None:
-                await self._record_router_usage(history[-1].id, decision.usage)
-            if decision.needs_human:
-                await self._route_to_humans(conversation_id, self._router.name, decision.reason)
+            # Without a router, the read and the step's pending row are one transaction.
+            pending_row = (None if self._router is not None
+                           else await self._begin_call(session, conversation_id, turn_order,
+                                                       history))
+        if self._router is not None:
+            if not await self._routed_to_bot(conversation_id, history):
                 return
-        async with self._sessions() as session:
-            await self._fail_stale_pending(session, conversation_id)
-            pending_row = await self._start_attempt(session, conversation_id, turn_order,
-                                                    history)
-            await session.commit()
+            async with self._sessions() as session:
+                pending_row = await self._begin_call(session, conversation_id, turn_order,
+                                                     history)
         if pending_row is None:
             return
         await self._call_model(pending_row, history, turn_order)
+
+    async def _routed_to_bot(self, conversation_id: int, history: list[Message]) -> bool:
+        """Ask the router about the latest customer message; False when it gave the case to
+        staff."""
+        assert self._router is not None
+        if history[-1].role != "user":
+            return True
+        decision = await self._router.decide(history[-1].text or "")
+        if decision.usage is not None:
+            await self._record_router_usage(history[-1].id, decision.usage)
+        if decision.needs_human:
+            await self._route_to_humans(conversation_id, self._router.name, decision.reason)
+            return False
+        return True
+
+    async def _begin_call(self, session: AsyncSession, conversation_id: int,
+                          turn_order: int | None, history: list[Message]) -> Message | None:
+        """Store the model call's pending row (committed), or None at a bound."""
+        await self._fail_stale_pending(session, conversation_id)
+        pending_row = await self._start_attempt(session, conversation_id, turn_order, history)
+        await session.commit()
+        return pending_row
 
     async def _call_model(self, pending: Message, history: list[Message],
                           turn_order: int | None) -> None:

@@ -1,0 +1,37 @@
+"""Issue 12: an answered question costs a bounded number of database transactions.
+
+The worker folds its bookkeeping into the transactions it needs anyway (lease and first item
+in one, an item's outcome with the next item's claim or the lease's release; the step's read
+with its pending row), so a plain answer is seven commits from the customer's message to the
+answer's recorded ts. This counts real commits on both databases; a change that adds a
+transaction to the hot path fails here first.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+
+from sandbox.model_server import Reply
+from tests.conftest import CUSTOMER, CUSTOMERS
+
+# intake 1 · lease + item 1 · step read + pending row 1 · result + posts 1 ·
+# post claim 1 · post result 1 · item outcome + lease release 1
+COMMITS_PER_ANSWER = 7
+
+
+async def test_an_answer_takes_seven_commits(start, slack, model):
+    bot = await start(slack={"holding_reaction_after": "1h"},
+                      timers={"check_every": "1h"})
+    model.script(Reply("Warm."), Reply("It is under Settings."))
+    first = await slack.user_posts(CUSTOMERS, CUSTOMER, "Warm-up question?")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=first)
+    await bot.services.worker.idle()
+
+    commits: list[str] = []
+    event.listen(bot.services.engine.sync_engine, "commit", lambda _conn: commits.append("c"))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is the setting?")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
+    await bot.services.worker.idle()
+
+    assert len(commits) <= COMMITS_PER_ANSWER, commits
+    assert len(commits) >= 4  # the count is real: intake, claim, result, post
