@@ -83,6 +83,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     bot = RunningBot(services=services, app=app)
     if workers is not None:
         services.worker.forward_kicks(workers.kick)
+        services.holding.forward_to(workers.hold)
         try:
             await workers.start()
         except BaseException:

@@ -5,8 +5,9 @@ runs no work: `Worker.kick(conversation_id)` there writes the id, one line, to t
 worker process (chosen by conversation, so one conversation's kicks go to one process). Each
 worker process (`python -m bot worker`) is a whole worker: it claims conversations with a lease
 in the database, runs their model steps, sends the outbox, and the first one runs the follow-up
-timers. Nothing is handed over in the pipe but a wake-up: what to do is in the database, so a
-lost wake-up (a worker that died, a full pipe) only waits for the next sweep
+timers. Nothing is handed over in the pipe but wake-ups and the ⏳ timers of new customer
+messages (`hold <conversation> <channel> <ts>`; see usecases/holding.py): what to do is in the
+database, so a lost line (a worker that died, a full pipe) only waits for the next sweep
 (`workers.sweep_every`), which every worker process runs, as a lone process does. The front
 starts a worker process again when one exits; a worker process stops when the front is gone
 (its stdin closes).
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 RESTART_PAUSE_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 30.0
 WORKER_NICENESS = 5
+HOLD = "hold"  # the pipe's line for a ⏳ timer
 
 
 class WorkerProcesses:
@@ -84,13 +86,21 @@ class WorkerProcesses:
     def kick(self, conversation_id: int) -> None:
         """Wake the worker process of this conversation; if it is down, its sweep finds the
         work when it is back."""
+        self._send(conversation_id, b"%d\n" % conversation_id)
+
+    def hold(self, conversation_id: int, channel: str, ts: str) -> None:
+        """Have the conversation's worker process put the ⏳ on a message if its answer is
+        slow (sent before the kick, so the timer starts first)."""
+        self._send(conversation_id, f"{HOLD} {conversation_id} {channel} {ts}\n".encode())
+
+    def _send(self, conversation_id: int, line: bytes) -> None:
         process = self._processes.get(conversation_id % self._count)
         if process is None or process.returncode is not None or process.stdin is None:
             return
         if process.stdin.is_closing():
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
-            process.stdin.write(b"%d\n" % conversation_id)
+            process.stdin.write(line)
 
     async def stop(self) -> None:
         """Ask every worker process to stop (running turns finish) and wait for them."""
@@ -129,7 +139,8 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    reader = asyncio.create_task(_read_kicks(services.worker.kick, stopping), name="kicks")
+    reader = asyncio.create_task(
+        _read_pipe(services.worker.kick, services.holding.schedule, stopping), name="kicks")
     log.info("worker process %d running", index)
     try:
         await stopping.wait()
@@ -141,18 +152,23 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
         await services.close()
 
 
-async def _read_kicks(kick: Callable[[int], None], stopping: asyncio.Event) -> None:
+async def _read_pipe(kick: Callable[[int], None], hold: Callable[..., None],
+                     stopping: asyncio.Event) -> None:
+    """Act on the front's lines: `<conversation>` wakes its work, `hold …` starts a ⏳ timer."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         while line := await reader.readline():
+            fields = line.decode("ascii", "replace").split()
             try:
-                conversation_id = int(line)
+                if len(fields) == 4 and fields[0] == HOLD:
+                    hold(conversation_id=int(fields[1]), channel=fields[2], ts=fields[3])
+                else:
+                    [conversation] = fields
+                    kick(int(conversation))
             except ValueError:
-                log.warning("ignored a malformed wake-up %r", line[:40])
-                continue
-            kick(conversation_id)
+                log.warning("ignored a malformed line from the front %r", line[:60])
     finally:
         if not stopping.is_set():
             log.info("the front process is gone; stopping")

@@ -6,12 +6,18 @@ and sent through the outbox (exactly once), and the answer then queues its remov
 the answer or the reaction came first is decided in the database, by one unique key that
 either side inserts first (see `PostQueue.put_holding_reaction`/`clear_holding_reaction`), so
 a reaction never stays on an answered message.
+
+With worker processes, the front only acks: `forward_to` hands each timer to the worker
+process of the conversation (`process/workers.py`), which puts the reaction, so that in a
+burst the ⏳ (an INSERT, a claim, a Slack call and its result per slow message) never takes the
+front's core from the acks. A timer lost with a worker process is a missing ⏳, nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -35,9 +41,18 @@ class HoldingReaction:
         self._after = after.total_seconds()
         self._pending: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._forward: Callable[[int, str, str], None] | None = None
+
+    def forward_to(self, schedule: Callable[[int, str, str], None]) -> None:
+        """Keep no timers in this process: `schedule` hands them to another (the Slack front
+        of `python -m bot run` with worker processes)."""
+        self._forward = schedule
 
     def schedule(self, *, conversation_id: int, channel: str, ts: str) -> None:
         """Put the ⏳ on this message if it is still unanswered `after` from now."""
+        if self._forward is not None:
+            self._forward(conversation_id, channel, ts)
+            return
         task = asyncio.create_task(self._put_later(conversation_id, channel, ts))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -47,7 +62,8 @@ class HoldingReaction:
             await asyncio.sleep(self._after)
         try:
             # A few at a time: in a burst every answer is slow, and these must not crowd out
-            # the acks (a late ⏳ whose answer came meanwhile costs one INSERT and is skipped).
+            # the acks or the answers (a late ⏳ whose answer came meanwhile costs one INSERT
+            # and is skipped).
             async with self._slots:
                 async with self._sessions() as session:
                     post_id = await self._posts.put_holding_reaction(

@@ -41,7 +41,7 @@ class SplitBot:
     """The real command in HTTP mode, with `processes` worker processes."""
 
     def __init__(self, tmp_path: Path, database_url: str, slack: Any, model: Any, *,
-                 processes: int, sweep_every: str) -> None:
+                 processes: int, sweep_every: str, holding_after: str = "2s") -> None:
         self.port = free_port()
         self.config = tmp_path / "app.yaml"
         self.log = tmp_path / "bot.log"
@@ -49,7 +49,8 @@ class SplitBot:
         self.config.write_text(yaml.safe_dump({
             "slack": {"mode": "http", "bot_token": slack.bot_token,
                       "signing_secret": slack.signing_secret, "api_url": slack.api_url,
-                      "http": {"host": "127.0.0.1", "port": self.port}},
+                      "http": {"host": "127.0.0.1", "port": self.port},
+                      "holding_reaction_after": holding_after},
             "channels": {"support": SUPPORT, "customer": [CUSTOMERS, OTHER_CUSTOMERS]},
             "llm": {"model": "openai/test-model", "api_base": model.base_url,
                     "api_key": "sk-test", "retries": 0},
@@ -126,6 +127,24 @@ async def test_worker_processes_are_woken_for_each_message(split_bot, slack, mod
     log = bot.log.read_text()
     assert "worker process 0 running" in log and "worker process 1 running" in log
     assert bot.worker_pids() == []  # they stopped with the front
+
+
+async def test_a_slow_answer_gets_its_hourglass_from_the_worker_process(split_bot, slack,
+                                                                        model):
+    # The front only acks: the ⏳ timer goes down the pipe with the wake-up, and the worker
+    # process puts the reaction and takes it off with the answer.
+    bot = split_bot(processes=1, sweep_every="1h", holding_after="0s")
+    model.default = lambda request: Delay(1.5, echo)
+    await bot.start()
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "question 0")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=60,
+                                 predicate=lambda m: m["text"] == "answer to question 0")
+    await slack.wait_for_call("reactions.remove", timeout=30)
+    [added] = slack.calls_to("reactions.add")
+    [removed] = slack.calls_to("reactions.remove")
+    assert added.params["timestamp"] == removed.params["timestamp"] == ts
+    assert slack.calls.index(added) < slack.calls.index(removed)
+    assert "malformed line" not in bot.log.read_text()
 
 
 async def test_a_killed_worker_process_is_replaced_and_nothing_is_lost(split_bot, slack, model):
