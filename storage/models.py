@@ -223,6 +223,7 @@ class OutboxPost(Base):
     # What to update with the resulting ts: {"message_id": n} or {"human_request_id": n} ...
     on_sent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # pending | sent | failed | skipped (a marker never sent: the answer came before the ⏳)
+    # | streaming (a `chat.startStream` whose stream is not ended yet, see pipeline/streaming)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Not tried before this time: a sender's claim while it calls Slack, or the back-off

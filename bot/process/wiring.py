@@ -13,6 +13,7 @@ from bot.agent.triage import build_router
 from bot.config import AppConfig
 from bot.listeners.app import ListenerParts
 from bot.pipeline.outbox import Outbox
+from bot.pipeline.streaming import AnswerStreams
 from bot.pipeline.worker import Worker
 from bot.toolkit.posts import PostQueue
 from bot.toolkit.slack_api import SlackGateway, close_web_client, make_web_client
@@ -99,7 +100,11 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     answers = HumanAnswers(sessions, posts)
     ratings = Ratings(config, sessions, posts)
     handoff = Handoff(config, sessions, answers, posts, ratings)
-    agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model))
+    # Streams go through the outbox's client: no retries inside a call (an append that must
+    # wait is left to the stream's end, which the outbox retries on Slack's terms).
+    streams = AnswerStreams(sessions, outbox_slack, config.slack)
+    agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model),
+                  streams=streams)
     staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
     holding = HoldingReaction(sessions, posts, outbox, after=config.slack.holding_reaction_after)
     inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
