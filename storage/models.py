@@ -283,3 +283,21 @@ class RatingCooldown(Base):
 
     customer_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_asked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AnswerFeedback(Base):
+    """A 👍/👎 click on a bot answer (an assistant message): who, which answer, when. One row
+    per person and answer: the first click counts (the unique key decides, across replicas)."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (
+        UniqueConstraint("message_id", "user_id", name="uq_answer_feedback_message_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                 index=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    positive: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

@@ -19,6 +19,7 @@ from bot.toolkit.posts import PostQueue
 from bot.toolkit.slack_api import SlackGateway, close_web_client, make_web_client
 from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
+from bot.usecases.feedback import Feedback
 from bot.usecases.followups import FollowUps
 from bot.usecases.handoff import Handoff
 from bot.usecases.holding import HoldingReaction
@@ -62,6 +63,7 @@ class Services:
     followups: FollowUps
     holding: HoldingReaction
     ratings: Ratings
+    feedback: Feedback
 
     def listener_parts(self) -> ListenerParts:
         """The parts the Slack listeners call."""
@@ -70,7 +72,7 @@ class Services:
             inbox=self.inbox, human_answers=self.human_answers, handoff=self.handoff,
             staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
             reactions=self.reactions, support_channel=self.support_channel,
-            ratings=self.ratings)
+            ratings=self.ratings, feedback=self.feedback)
 
     async def close(self) -> None:
         await self.holding.stop()
@@ -120,7 +122,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         support_channel=SupportChannel(config, slack, sessions, worker),
                         followups=FollowUps(config, sessions, posts, answers, worker.kick,
                                             ratings=ratings),
-                        holding=holding, ratings=ratings)
+                        holding=holding, ratings=ratings,
+                        feedback=Feedback(sessions, posts))
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
 
