@@ -86,6 +86,9 @@ class ModelServer:
         self.default: Responder = default or offline_model.respond
         self.required_key = required_key
         self.requests: list[dict[str, Any]] = []
+        # The next streamed answer drops its connection after this many chunks (a provider
+        # failing mid-stream); used once.
+        self.break_stream_after: int | None = None
         self.embedding_requests: list[dict[str, Any]] = []
         self._script: deque[Step] = deque()
         self._routed: dict[str, deque[Step]] = {}
@@ -194,7 +197,12 @@ class ModelServer:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
-        for chunk in stream_chunks(body, step):
+        breaks_after, self.break_stream_after = self.break_stream_after, None
+        for index, chunk in enumerate(stream_chunks(body, step)):
+            if breaks_after is not None and index >= breaks_after:
+                if request.transport is not None:
+                    request.transport.close()
+                return response
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
