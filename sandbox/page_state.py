@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 MANIFEST = Path(__file__).resolve().parent.parent / "slack-manifest.yaml"
 ORGS = {demo.ACME_TEAM: "Acme"}
 MESSAGE_KEYS = ("ts", "thread_ts", "user", "bot_id", "username", "text", "blocks", "reactions",
-                "edited", "subtype", "reply_count", "reply_users", "latest_reply", "icons")
+                "edited", "subtype", "reply_count", "reply_users", "latest_reply", "icons",
+                "streaming")
 
 
 @functools.cache
