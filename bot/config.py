@@ -61,8 +61,9 @@ class SlackSettings(_Section):
     # Text gathered before each call to Slack while streaming: a few calls per answer, none per
     # token. An answer shorter than this is posted whole.
     stream_buffer_chars: int = Field(default=256, ge=20, le=12_000)
-    # The "is thinking…" status under the customer's thread while the model works
-    # (assistant.threads.setStatus), where Slack shows it; the ⏳ stays the fallback.
+    # The "is thinking…" status under the customer's thread while the model works, once the
+    # answer is slower than `holding_reaction_after` (assistant.threads.setStatus), where Slack
+    # shows it; the ⏳ stays the fallback.
     thinking_status: bool = True
 
     @field_validator("holding_reaction_after", mode="before")

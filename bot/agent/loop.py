@@ -17,6 +17,7 @@ naming the case, as for a model that cannot be reached.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -150,14 +151,21 @@ class Agent:
             return
         live = (self._streams is not None
                 and not self._config.channels.is_draft(conversation.channel_id))
-        if live and self._streams is not None:
-            await self._streams.show_thinking(conversation)
-        await self._call_model(pending_row, history, turn_order,
-                               conversation if live else None)
+        thinking = (self._streams.thinking_later(
+            conversation, after=self._config.slack.holding_reaction_after)
+            if live and self._streams is not None else None)
+        try:
+            await self._call_model(pending_row, history, turn_order,
+                                   conversation if live else None,
+                                   thinking.cancel if thinking is not None else None)
+        finally:
+            if thinking is not None:
+                await thinking.done()
 
     async def _call_model(self, pending: Message, history: list[Message],
                           turn_order: int | None,
-                          streamed_to: Conversation | None = None) -> None:
+                          streamed_to: Conversation | None = None,
+                          answer_shows: Callable[[], None] | None = None) -> None:
         """Call the model until it gives a usable answer or the bounds say stop; store it."""
         conversation_id = pending.conversation_id
         structured = self._config.routing.router == "structured"
@@ -170,7 +178,7 @@ class Agent:
         attempts = 0
         while True:
             attempts += 1
-            live = (self._streams.open(streamed_to, pending.id)
+            live = (self._streams.open(streamed_to, pending.id, answer_shows)
                     if self._streams is not None and streamed_to is not None and not structured
                     else None)
             try:

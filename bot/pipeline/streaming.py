@@ -14,7 +14,11 @@ limit on the start) costs nothing: the answer is posted whole, once. See docs/st
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -34,9 +38,10 @@ log = logging.getLogger(__name__)
 class LiveStream:
     """One answer being streamed; `feed` the model's text, then `finish`."""
 
-    def __init__(self, streams: AnswerStreams, conversation: Conversation, message_id: int
-                 ) -> None:
+    def __init__(self, streams: AnswerStreams, conversation: Conversation, message_id: int,
+                 on_start: Callable[[], None] | None = None) -> None:
         self._streams = streams
+        self._on_start = on_start
         self._channel = conversation.channel_id
         self._thread_ts = conversation.thread_ts
         self._conversation_id = conversation.id
@@ -76,6 +81,8 @@ class LiveStream:
 
     async def _start(self, text: str) -> None:
         self._started = True
+        if self._on_start is not None:
+            self._on_start()  # the answer is showing: no thinking status now
         streams = self._streams
         async with streams.sessions() as session:
             if await outbox_posts.has_unfinished_posts(session, self._conversation_id):
@@ -145,8 +152,23 @@ class AnswerStreams:
         self.thinking_status = settings.thinking_status
         self._no_status: set[str] = set()  # channels where Slack refused the status
 
-    def open(self, conversation: Conversation, message_id: int) -> LiveStream | None:
-        return LiveStream(self, conversation, message_id) if self.streaming else None
+    def open(self, conversation: Conversation, message_id: int,
+             on_start: Callable[[], None] | None = None) -> LiveStream | None:
+        return (LiveStream(self, conversation, message_id, on_start) if self.streaming
+                else None)
+
+    def thinking_later(self, conversation: Conversation, *, after: timedelta
+                       ) -> ThinkingLater | None:
+        """Show the thinking status if the model is still at work `after` from now (the same
+        "slow" as the ⏳): a quick answer costs no call. `cancel()` it once the answer shows."""
+        if not self.thinking_status or conversation.channel_id in self._no_status:
+            return None
+        return ThinkingLater(asyncio.create_task(self._think_after(conversation, after)))
+
+    async def _think_after(self, conversation: Conversation, after: timedelta) -> None:
+        if after.total_seconds() > 0:
+            await asyncio.sleep(after.total_seconds())
+        await self.show_thinking(conversation)
 
     async def show_thinking(self, conversation: Conversation) -> None:
         """The thinking status under the customer's thread while the model works, where Slack
@@ -167,3 +189,19 @@ class AnswerStreams:
         except Exception as error:  # noqa: BLE001 - a status is a courtesy, never a failure
             log.info("no thinking status in %s: %s", channel, type(error).__name__)
 
+
+
+class ThinkingLater:
+    """A thinking status due later; cancelled when the answer shows or the step ends."""
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def done(self) -> None:
+        """Cancel it (if still waiting) and let it finish."""
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -170,8 +170,16 @@ async def test_tool_call_steps_are_not_streamed(start, slack, model):
     assert all(feedback_element(m) is None for m in bot_posts(slack, CUSTOMERS, ts))
 
 
+async def test_a_quick_answer_costs_no_status_call(start, slack, model):
+    bot = await start(slack=STREAMING)  # the status waits `holding_reaction_after` (2 s)
+    model.script(Reply("Here you go."))
+    await answered(bot, slack)
+    assert not slack.calls_to("assistant.threads.setStatus")
+
+
 async def test_thinking_status_while_the_model_works_cleared_by_the_answer(start, slack, model):
-    bot = await start(slack=STREAMING)
+    # A slow answer: the status (like the ⏳) comes once the answer is late, here at once.
+    bot = await start(slack={**STREAMING, "holding_reaction_after": "0s"})
     model.script(Delay(1.0, Reply("Here you go.")))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is my invoice?")
     call = await slack.wait_for_call("assistant.threads.setStatus")
