@@ -79,7 +79,10 @@ def snapshot(sandbox: Sandbox, viewer: str) -> dict[str, Any]:
             "id": channel.id, "name": channel.name, "kind": spec.kind, "topic": spec.topic,
             "shared": channel.is_ext_shared, "member": viewer in channel.members,
             "messages": [page_message(ws.public_message(channel, m))
-                         for m in ws.ordered(channel)]})
+                         for m in ws.ordered(channel)],
+            # The app's thinking status per thread (assistant.threads.setStatus).
+            "statuses": {thread: status for (cid, thread), status in ws.assistant_status.items()
+                         if cid == channel.id and status}})
     state["ephemerals"] = [{k: v for k, v in e.items() if v is not None}
                            for e in ws.ephemerals if e.get("user") == viewer]
     state["views"] = [{k: view.get(k) for k in ("id", "title", "submit", "close", "blocks",
