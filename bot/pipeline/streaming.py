@@ -60,7 +60,11 @@ class LiveStream:
             return
         self._buffer += piece
         if len(self._buffer) >= self._streams.buffer_chars:
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception:  # a database hiccup must not fail the model call: no stream
+                log.exception("streaming to %s stopped", self._channel)
+                self._stopped = True
 
     async def _flush(self) -> None:
         cut = max(self._buffer.rfind(" "), self._buffer.rfind("\n"))
@@ -137,7 +141,8 @@ class LiveStream:
         """What the customer's thread shows of the answer, or None when nothing was started."""
         if self._ts is None:
             return None
-        return Streamed(key=self._key, appended=self._appended, clean=self._clean)
+        return Streamed(key=self._key, appended=self._appended, clean=self._clean,
+                        ts=self._ts)
 
 
 class AnswerStreams:

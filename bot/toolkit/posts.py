@@ -57,6 +57,7 @@ class Streamed:
     key: str
     appended: str
     clean: bool
+    ts: str | None = None  # the stream's ts, as Slack gave it (its row may have missed it)
 
 
 def holding_key(conversation_id: int, customer_ts: str) -> str:
@@ -122,6 +123,8 @@ class PostQueue:
         message_id = message.id if message else None
         streams = await outbox_posts.open_streams(session, conversation.id)
         own = next((s for s in streams if streamed and s.key == streamed.key), None)
+        if own is not None and streamed is not None and not own.slack_ts and streamed.ts:
+            own.slack_ts = streamed.ts  # started, but its ts was not recorded
         markdown = neutralise_mentions(text)
         if (own is not None and streamed is not None and streamed.clean and own.slack_ts
                 and len(markdown) <= STREAM_MAX_CHARS
