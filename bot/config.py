@@ -55,6 +55,16 @@ class SlackSettings(_Section):
     # The ⏳ reaction goes on a customer's message only when it has no answer this long after
     # it arrived (0s: on every message, at once).
     holding_reaction_after: timedelta = timedelta(seconds=2)
+    # The model's answer appears in the customer's thread as it is written (chat.startStream);
+    # off: every answer is posted whole, once it is complete.
+    streaming: bool = True
+    # Text gathered before each call to Slack while streaming: a few calls per answer, none per
+    # token. An answer shorter than this is posted whole.
+    stream_buffer_chars: int = Field(default=256, ge=20, le=12_000)
+    # The "is thinking…" status under the customer's thread while the model works, once the
+    # answer is slower than `holding_reaction_after` (assistant.threads.setStatus), where Slack
+    # shows it; the ⏳ stays the fallback.
+    thinking_status: bool = True
 
     @field_validator("holding_reaction_after", mode="before")
     @classmethod

@@ -29,3 +29,7 @@ class StaleAction(UserFacingError):
 
 class RatingRefused(UserFacingError):
     """A rating click that records nothing: not the customer who was asked, or already rated."""
+
+
+class FeedbackRefused(UserFacingError):
+    """A 👍/👎 click that records nothing: not the customer who asked, or clicked before."""

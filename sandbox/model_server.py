@@ -13,6 +13,7 @@ from `default` (the offline model of `sandbox.offline_model`). Point litellm at 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -86,6 +87,12 @@ class ModelServer:
         self.default: Responder = default or offline_model.respond
         self.required_key = required_key
         self.requests: list[dict[str, Any]] = []
+        # The next streamed answer drops its connection after this many chunks (a provider
+        # failing mid-stream); used once.
+        self.break_stream_after: int | None = None
+        # Seconds between the chunks of a streamed answer (the sandbox's offline model writes
+        # at a visible pace); 0 in tests.
+        self.chunk_delay = 0.0
         self.embedding_requests: list[dict[str, Any]] = []
         self._script: deque[Step] = deque()
         self._routed: dict[str, deque[Step]] = {}
@@ -194,8 +201,15 @@ class ModelServer:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         await response.prepare(request)
-        for chunk in stream_chunks(body, step):
+        breaks_after, self.break_stream_after = self.break_stream_after, None
+        for index, chunk in enumerate(stream_chunks(body, step)):
+            if breaks_after is not None and index >= breaks_after:
+                if request.transport is not None:
+                    request.transport.close()
+                return response
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 MANIFEST = Path(__file__).resolve().parent.parent / "slack-manifest.yaml"
 ORGS = {demo.ACME_TEAM: "Acme"}
 MESSAGE_KEYS = ("ts", "thread_ts", "user", "bot_id", "username", "text", "blocks", "reactions",
-                "edited", "subtype", "reply_count", "reply_users", "latest_reply", "icons")
+                "edited", "subtype", "reply_count", "reply_users", "latest_reply", "icons",
+                "streaming")
 
 
 @functools.cache
@@ -78,7 +79,10 @@ def snapshot(sandbox: Sandbox, viewer: str) -> dict[str, Any]:
             "id": channel.id, "name": channel.name, "kind": spec.kind, "topic": spec.topic,
             "shared": channel.is_ext_shared, "member": viewer in channel.members,
             "messages": [page_message(ws.public_message(channel, m))
-                         for m in ws.ordered(channel)]})
+                         for m in ws.ordered(channel)],
+            # The app's thinking status per thread (assistant.threads.setStatus).
+            "statuses": {thread: status for (cid, thread), status in ws.assistant_status.items()
+                         if cid == channel.id and status}})
     state["ephemerals"] = [{k: v for k, v in e.items() if v is not None}
                            for e in ws.ephemerals if e.get("user") == viewer]
     state["views"] = [{k: view.get(k) for k in ("id", "title", "submit", "close", "blocks",

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DATABASE_URL = DatabaseSettings().url
 SANDBOX_DATABASE_URL = "sqlite:///sandbox.db"
 OFFLINE_MODEL = "openai/sandbox-offline"
+STREAM_DEMO_BUFFER = 24  # characters per streamed append with the offline model
+OFFLINE_CHUNK_DELAY = 0.03  # seconds between the offline model's streamed words
 # Short timers, so that a reminder or a holding notice shows up while someone watches; the
 # demo team is always open (no business hours). Other timer settings come from app.yaml.
 DEMO_TIMERS: dict[str, object] = {
@@ -98,7 +100,11 @@ def sandbox_config(config: AppConfig, *, emulator: SlackEmulator, database_url: 
     slack = SlackSettings(
         mode="http", bot_token=emulator.bot_token, signing_secret=emulator.signing_secret,
         api_url=emulator.api_url, command=config.slack.command,
-        http=HttpSettings(host="127.0.0.1", port=0, path=config.slack.http.path))
+        http=HttpSettings(host="127.0.0.1", port=0, path=config.slack.http.path),
+        streaming=config.slack.streaming, thinking_status=config.slack.thinking_status,
+        # The offline model's answers are short: a small buffer lets them stream visibly.
+        stream_buffer_chars=(min(config.slack.stream_buffer_chars, STREAM_DEMO_BUFFER)
+                             if model_base_url is not None else config.slack.stream_buffer_chars))
     draft = config.channels.draft if isinstance(config.channels.draft, bool) else False
     return config.model_copy(update={
         "slack": slack,
@@ -131,6 +137,7 @@ class Sandbox:
     async def start(self) -> None:
         if self.offline:
             self.model_server = ModelServer()
+            self.model_server.chunk_delay = OFFLINE_CHUNK_DELAY
             await self.model_server.start()
         async with self._lock:
             await self._start_workspace()

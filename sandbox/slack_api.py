@@ -22,6 +22,9 @@ OnChange = Callable[[str, Channel, dict[str, Any], dict[str, Any] | None], None]
 
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
+MAX_STREAM_TEXT = 12_000  # markdown_text of one startStream / appendStream / stopStream call
+# Elements Slack accepts in a `context_actions` block.
+CONTEXT_ACTIONS_ELEMENTS = ("feedback_buttons", "icon_button")
 
 
 def truthy(value: Any) -> bool:
@@ -93,6 +96,9 @@ class WebApi:
             "views.update": self.views.views_update,
             "views.push": self.views.views_push,
             "assistant.threads.setStatus": self.assistant_set_status,
+            "chat.startStream": self.chat_start_stream,
+            "chat.appendStream": self.chat_append_stream,
+            "chat.stopStream": self.chat_stop_stream,
         }
 
     # helpers -----------------------------------------------------------------------------
@@ -119,6 +125,7 @@ class WebApi:
                 raise SlackError("invalid_blocks")
             blocks = copy.deepcopy(blocks)
             for block in blocks:
+                check_block(block)
                 block.setdefault("block_id", secrets.token_hex(3))
             out["blocks"] = blocks
         if attachments is not None:
@@ -164,9 +171,92 @@ class WebApi:
             if truthy(params.get("reply_broadcast")):
                 message["subtype"] = "thread_broadcast"
         ws.store(channel, message)
+        self._status_cleared_by(channel, message)
         self.on_change("posted", channel, message, None)
         return {"ok": True, "channel": channel.id, "ts": message["ts"],
                 "message": ws.public_message(channel, message)}
+
+    def _status_cleared_by(self, channel: Channel, message: dict[str, Any]) -> None:
+        """Slack clears a thread's assistant status when the app replies in it."""
+        thread_ts = message.get("thread_ts")
+        if thread_ts:
+            self.ws.assistant_status.pop((channel.id, str(thread_ts)), None)
+            self.ws.assistant_loading.pop((channel.id, str(thread_ts)), None)
+
+    # streaming ---------------------------------------------------------------------------
+    def _stream_text(self, params: dict[str, Any], *, required: bool) -> str:
+        text = params.get("markdown_text")
+        if text is None or text == "":
+            if required and not params.get("chunks"):
+                raise SlackError("invalid_arguments")
+            return ""
+        if len(str(text)) > MAX_STREAM_TEXT:
+            raise SlackError("msg_too_long")
+        return str(text)
+
+    def _streaming_message(self, params: dict[str, Any]) -> tuple[Channel, dict[str, Any]]:
+        if not params.get("channel") or not params.get("ts"):
+            raise SlackError("invalid_arguments")
+        channel = self._bot_channel(params)
+        message = self.ws.message(channel, params.get("ts"))
+        if message.get("bot_id") != self.ws.bot_id or not message.get("streaming"):
+            raise SlackError("message_not_in_streaming_state")
+        return channel, message
+
+    def chat_start_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A message that grows with `chat.appendStream` until `chat.stopStream`. In a channel
+        (not a DM) Slack requires the user and team the text streams to."""
+        ws = self.ws
+        if not params.get("channel"):
+            raise SlackError("invalid_arguments")
+        channel = self._bot_channel(params)
+        if ws.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
+        if channel.id in ws.streaming_refused:
+            raise SlackError("channel_type_not_supported")
+        if not channel.is_im and not (params.get("recipient_user_id")
+                                      and params.get("recipient_team_id")):
+            raise SlackError("invalid_arguments")
+        thread_ts = str(params.get("thread_ts") or "")
+        if thread_ts:
+            ws.message(channel, thread_ts, error="thread_not_found")
+        text = self._stream_text(params, required=False)
+        message: dict[str, Any] = {
+            "type": "message", "ts": ws.next_ts(), "user": ws.bot_user_id,
+            "bot_id": ws.bot_id, "app_id": ws.app_id, "text": text, "team": ws.team_id,
+            "bot_profile": ws.bot_profile(), "streaming": True,
+            "recipient_user_id": params.get("recipient_user_id")}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        if params.get("username"):
+            message["username"] = str(params["username"])
+        ws.store(channel, message)
+        self._status_cleared_by(channel, message)
+        self.on_change("posted", channel, message, None)
+        return {"ok": True, "channel": channel.id, "ts": message["ts"]}
+
+    def chat_append_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Text added to a streaming message (seen at once; no event until it stops)."""
+        text = self._stream_text(params, required=True)
+        channel, message = self._streaming_message(params)
+        message["text"] = message.get("text", "") + text
+        return {"ok": True, "channel": channel.id, "ts": message["ts"]}
+
+    def chat_stop_stream(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The last text, blocks at the bottom and metadata; the message is final."""
+        text = self._stream_text(params, required=False)
+        channel, message = self._streaming_message(params)
+        previous = copy.deepcopy(message)
+        content = self._content({"blocks": params.get("blocks"),
+                                 "metadata": params.get("metadata")})
+        message["text"] = message.get("text", "") + text
+        message.update(content)
+        message.pop("streaming", None)
+        message.pop("recipient_user_id", None)
+        message["edited"] = {"user": self.ws.bot_user_id, "ts": self.ws.next_ts()}
+        self.on_change("changed", channel, message, previous)
+        return {"ok": True, "channel": channel.id, "ts": message["ts"],
+                "message": self.ws.public_message(channel, message)}
 
     def chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         ws = self.ws
@@ -323,8 +413,37 @@ class WebApi:
         thread_ts = str(params.get("thread_ts") or "")
         if not thread_ts:
             raise SlackError("invalid_arguments")
-        self.ws.assistant_status[(channel.id, thread_ts)] = str(params.get("status") or "")
+        status = str(params.get("status") or "")
+        loading = json_param(params.get("loading_messages"), "invalid_arguments") or []
+        if not isinstance(loading, list) or len(loading) > 10:
+            raise SlackError("invalid_arguments")
+        key = (channel.id, thread_ts)
+        if status:
+            self.ws.assistant_status[key] = status
+            self.ws.assistant_loading[key] = [str(m) for m in loading]
+        else:  # an empty status clears it
+            self.ws.assistant_status.pop(key, None)
+            self.ws.assistant_loading.pop(key, None)
         return {"ok": True}
+
+
+def check_block(block: dict[str, Any]) -> None:
+    """The checks Slack makes on a `context_actions` block: at most 5 elements, each a
+    `feedback_buttons` (with both buttons, each with text and value) or an `icon_button`."""
+    if block.get("type") != "context_actions":
+        return
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 0 < len(elements) <= 5:
+        raise SlackError("invalid_blocks")
+    for element in elements:
+        if not isinstance(element, dict) or element.get("type") not in CONTEXT_ACTIONS_ELEMENTS:
+            raise SlackError("invalid_blocks")
+        if element["type"] == "feedback_buttons":
+            for side in ("positive_button", "negative_button"):
+                button = element.get(side)
+                if (not isinstance(button, dict) or not isinstance(button.get("value"), str)
+                        or not (button.get("text") or {}).get("text")):
+                    raise SlackError("invalid_blocks")
 
 
 def add_reaction(message: dict[str, Any], name: str, user: str) -> None:

@@ -175,6 +175,13 @@ class SlackEmulator(PeopleActions):
     def assistant_status(self) -> dict[tuple[str, str], str]:
         return self.ws.assistant_status
 
+    def refuse_streaming(self, channel: str, refuse: bool = True) -> None:
+        """Make `chat.startStream` in this channel fail as an older workspace would."""
+        if refuse:
+            self.ws.streaming_refused.add(channel)
+        else:
+            self.ws.streaming_refused.discard(channel)
+
     def messages(self, channel: str, thread_ts: str | None = None) -> list[dict[str, Any]]:
         """Stored messages, oldest first: the channel's, or one thread's (root + replies)."""
         ch = self.ws.channel(channel)

@@ -189,7 +189,14 @@ class PeopleActions:
         action: dict[str, Any] = {
             "action_id": action_id, "block_id": found_block,
             "type": element.get("type", "button"), "action_ts": f"{time.time():.6f}"}
-        if element.get("text") is not None:
+        if element.get("type") == "feedback_buttons":
+            # Slack sends the clicked button's value and text.
+            buttons = [element.get("positive_button") or {}, element.get("negative_button") or {}]
+            clicked = next((b for b in buttons if b.get("value") == value), None)
+            if clicked is None:
+                raise ValueError(f"no feedback button with value={value!r}")
+            action["text"] = clicked.get("text")
+        elif element.get("text") is not None:
             action["text"] = element["text"]
         action["value"] = value if value is not None else element.get("value")
         if element.get("style"):

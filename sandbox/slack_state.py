@@ -104,6 +104,11 @@ class Workspace:
         self.triggers: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.assistant_status: dict[tuple[str, str], str] = {}
+        # The loading messages shown with the status (`assistant.threads.setStatus`).
+        self.assistant_loading: dict[tuple[str, str], list[str]] = {}
+        # Channels that refuse `chat.startStream`, as an older workspace or a channel type
+        # without streaming would (`channel_type_not_supported`).
+        self.streaming_refused: set[str] = set()
         self.strangers_not_found = False
         self._last_ts_us = 0
         self._ids = itertools.count(1)

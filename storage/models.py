@@ -223,6 +223,7 @@ class OutboxPost(Base):
     # What to update with the resulting ts: {"message_id": n} or {"human_request_id": n} ...
     on_sent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # pending | sent | failed | skipped (a marker never sent: the answer came before the ⏳)
+    # | streaming (a `chat.startStream` whose stream is not ended yet, see pipeline/streaming)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Not tried before this time: a sender's claim while it calls Slack, or the back-off
@@ -282,3 +283,21 @@ class RatingCooldown(Base):
 
     customer_user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_asked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AnswerFeedback(Base):
+    """A 👍/👎 click on a bot answer (an assistant message): who, which answer, when. One row
+    per person and answer: the first click counts (the unique key decides, across replicas)."""
+
+    __tablename__ = "answer_feedback"
+    __table_args__ = (
+        UniqueConstraint("message_id", "user_id", name="uq_answer_feedback_message_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                 index=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    positive: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

@@ -16,9 +16,10 @@ from storage.models import OutboxPost, utcnow
 async def add_post(
     session: AsyncSession, *, key: str, method: str, args: dict[str, Any],
     conversation_id: int | None = None, on_sent: dict[str, Any] | None = None,
+    status: str = "pending",
 ) -> OutboxPost:
     post = OutboxPost(key=key, method=method, args=args, conversation_id=conversation_id,
-                      on_sent=on_sent, status="pending", attempts=0)
+                      on_sent=on_sent, status=status, attempts=0)
     session.add(post)
     await session.flush()
     return post
@@ -115,3 +116,32 @@ async def prune_finished_posts(session: AsyncSession, *, older_than: datetime) -
         delete(OutboxPost).where(OutboxPost.status != "pending",
                                  OutboxPost.created_at < older_than))
     return result.rowcount or 0
+
+
+# Streams: a `chat.startStream` row is `streaming` from before the call until an answer's posts
+# end it (then `sent`); `skipped` when Slack refused it.
+
+async def has_unfinished_posts(session: AsyncSession, conversation_id: int) -> bool:
+    """True when the conversation has a post still to send or a stream still open."""
+    found = await session.execute(
+        select(OutboxPost.id).where(OutboxPost.status.in_(("pending", "streaming")),
+                                    OutboxPost.conversation_id == conversation_id).limit(1))
+    return found.first() is not None
+
+
+async def record_stream_start(session: AsyncSession, post_id: int, *, ts: str | None,
+                              error: str | None) -> None:
+    """The stream's ts once Slack started it; or its refusal (nothing to end later)."""
+    values: dict[str, Any] = ({"slack_ts": ts, "attempts": 1} if ts else
+                              {"status": "skipped", "error": (error or "refused")[:200],
+                               "attempts": 1})
+    await session.execute(update(OutboxPost).where(OutboxPost.id == post_id).values(**values)
+                          .execution_options(synchronize_session=False))
+
+
+async def open_streams(session: AsyncSession, conversation_id: int) -> list[OutboxPost]:
+    """The conversation's streams not yet ended, oldest first."""
+    return list((await session.execute(
+        select(OutboxPost).where(OutboxPost.status == "streaming",
+                                 OutboxPost.conversation_id == conversation_id)
+        .order_by(OutboxPost.id))).scalars())

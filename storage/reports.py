@@ -8,6 +8,7 @@ human answer* is the earliest staff answer to an askHuman question or staff repl
 the customer, counted from the conversation's start; *resolution* is when it was resolved
 (`/handoff resolve`, ✅). *Ratings* are the satisfaction prompts sent when cases were resolved
 and the customers' clicks (3 good, 2 OK, 1 bad); the average is over the given ratings.
+*Answer feedback* is the 👍/👎 clicks on bot answers made in the period, per week (by click time).
 Percentiles use the nearest-rank method (p90 of 10 values is the 9th).
 """
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    AnswerFeedback,
     AssignmentChange,
     Conversation,
     HumanRequest,
@@ -84,10 +86,29 @@ class Spread:
 
 
 @dataclass
+class FeedbackWeek:
+    """👍/👎 clicks on bot answers in one week (Monday 00:00 UTC onwards)."""
+
+    week_of: date
+    up: int = 0
+    down: int = 0
+
+
+@dataclass
 class Report:
     since: datetime
     until: datetime
     cases: list[CaseFigures] = field(default_factory=list)
+    # Clicks made in the period (on any answer), by week, oldest first.
+    feedback_weeks: list[FeedbackWeek] = field(default_factory=list)
+
+    @property
+    def feedback_up(self) -> int:
+        return sum(week.up for week in self.feedback_weeks)
+
+    @property
+    def feedback_down(self) -> int:
+        return sum(week.down for week in self.feedback_weeks)
 
     @property
     def conversations(self) -> int:
@@ -193,7 +214,8 @@ async def build_report(session: AsyncSession, *, since: datetime,
                                  resolved_at=row.resolved_at if row.status == "resolved"
                                  else None)
              for row in rows}
-    report = Report(since=since, until=until, cases=list(cases.values()))
+    report = Report(since=since, until=until, cases=list(cases.values()),
+                    feedback_weeks=await _feedback_weeks(session, since, until))
     if not cases:
         return report
     ids = list(cases)
@@ -249,6 +271,25 @@ async def build_report(session: AsyncSession, *, since: datetime,
             if score is not None:
                 case.scores.append(score)
     return report
+
+
+async def _feedback_weeks(session: AsyncSession, since: datetime, until: datetime
+                          ) -> list[FeedbackWeek]:
+    """The 👍/👎 clicks made from `since` to `until`, counted per week (in Python: the same
+    on every database)."""
+    weeks: dict[date, FeedbackWeek] = {}
+    clicks = await session.execute(
+        select(AnswerFeedback.created_at, AnswerFeedback.positive)
+        .where(AnswerFeedback.created_at >= since, AnswerFeedback.created_at <= until))
+    for created_at, positive in clicks:
+        day = created_at.date()
+        monday = day - timedelta(days=day.weekday())
+        week = weeks.setdefault(monday, FeedbackWeek(monday))
+        if positive:
+            week.up += 1
+        else:
+            week.down += 1
+    return [weeks[monday] for monday in sorted(weeks)]
 
 
 def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:

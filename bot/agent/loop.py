@@ -17,6 +17,7 @@ naming the case, as for a model that cannot be reached.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -36,12 +37,13 @@ from bot.agent.tools import (
 )
 from bot.agent.triage import STRUCTURED_INSTRUCTIONS, Router, parse_structured_answer
 from bot.config import AppConfig
+from bot.pipeline.streaming import AnswerStreams
 from bot.toolkit import texts
 from bot.toolkit.blocks import draft_blocks, human_request_blocks
 from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.due_times import request_due_times, working_time, working_zone
 from bot.toolkit.mrkdwn import to_mrkdwn
-from bot.toolkit.posts import PostQueue, post_exists
+from bot.toolkit.posts import PostQueue, Streamed, post_exists
 from storage import conversations, human_requests, messages, work_items
 from storage.models import Conversation, Message, utcnow
 
@@ -106,8 +108,9 @@ def latest_customer_ts(history: list[Message]) -> str | None:
 class Agent:
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
                  model: ModelClient, posts: PostQueue, handover: Handover, *,
-                 router: Router | None = None) -> None:
+                 router: Router | None = None, streams: AnswerStreams | None = None) -> None:
         self._config = config
+        self._streams = streams
         self._sessions = sessions
         self._model = model
         self._posts = posts
@@ -144,7 +147,18 @@ class Agent:
                                                      history)
         if pending_row is None:
             return
-        await self._call_model(pending_row, history, turn_order)
+        live = (self._streams is not None
+                and not self._config.channels.is_draft(conversation.channel_id))
+        thinking = (self._streams.thinking_later(
+            conversation, after=self._config.slack.holding_reaction_after)
+            if live and self._streams is not None else None)
+        try:
+            await self._call_model(pending_row, history, turn_order,
+                                   conversation if live else None,
+                                   thinking.cancel if thinking is not None else None)
+        finally:
+            if thinking is not None:
+                await thinking.done()
 
     async def _routed_to_bot(self, conversation_id: int, history: list[Message]) -> bool:
         """Ask the router about the latest customer message; False when it gave the case to
@@ -169,7 +183,9 @@ class Agent:
         return pending_row
 
     async def _call_model(self, pending: Message, history: list[Message],
-                          turn_order: int | None) -> None:
+                          turn_order: int | None,
+                          streamed_to: Conversation | None = None,
+                          answer_shows: Callable[[], None] | None = None) -> None:
         """Call the model until it gives a usable answer or the bounds say stop; store it."""
         conversation_id = pending.conversation_id
         structured = self._config.routing.router == "structured"
@@ -182,9 +198,16 @@ class Agent:
         attempts = 0
         while True:
             attempts += 1
+            live = (self._streams.open(streamed_to, pending.id, answer_shows)
+                    if self._streams is not None and streamed_to is not None and not structured
+                    else None)
             try:
-                result = await self._model.complete(
-                    prompt, tools_for(self._config.routing.router), **extra)
+                if live is not None:
+                    result = await self._model.complete_streaming(
+                        prompt, tools_for(self._config.routing.router), live.feed, **extra)
+                else:
+                    result = await self._model.complete(
+                        prompt, tools_for(self._config.routing.router), **extra)
             except ModelError as error:
                 log.error("model failed for conversation %s: %s", conversation_id, error)
                 await self._record_failure(pending.id, history, str(error))
@@ -196,7 +219,8 @@ class Agent:
                     await self._record_structured_transfer(pending.id, result, decision.reason)
                     return
             if result.usable:
-                await self._record_result(pending.id, history, result)
+                await self._record_result(pending.id, history, result,
+                                          live.finish() if live is not None else None)
                 return
             log.warning("unusable model answer for conversation %s (try %s)",
                         conversation_id, attempts)
@@ -283,7 +307,7 @@ class Agent:
         )
 
     async def _record_result(self, message_id: int, history: list[Message],
-                             result: ModelResult) -> None:
+                             result: ModelResult, streamed: Streamed | None = None) -> None:
         """Store the answer, queue its posts, and decide what comes next: ask staff, hand over,
         continue after tool errors, or give up when the turn reached a bound."""
         async with self._sessions() as session:
@@ -300,7 +324,8 @@ class Agent:
             for call in errors:
                 await self._tool_error(session, message, call)
             if result.text:
-                await self._queue_customer_post(session, conversation, message, result.text)
+                await self._queue_customer_post(session, conversation, message, result.text,
+                                                streamed=streamed)
             if transfers:
                 await self._transfer(session, conversation, message, transfers[0], history)
             elif asks:
@@ -336,14 +361,16 @@ class Agent:
             text=text, meta={"provider": "system", limits.TOOL_ERROR: error})
 
     async def _queue_customer_post(self, session: AsyncSession, conversation: Conversation,
-                                   message: Message | None, text: str) -> None:
+                                   message: Message | None, text: str, *,
+                                   streamed: Streamed | None = None) -> None:
         if self._config.channels.is_draft(conversation.channel_id):
             if message is not None and not message.tool_calls:
                 await self._propose_draft(session, conversation, message)
             return  # holding lines of askHuman steps are not sent in draft mode
         key = (f"answer:{message.id}" if message
                else f"note:{conversation.id}:{utcnow().timestamp()}")
-        await self._posts.answer_customer(session, conversation, text, key=key, message=message)
+        await self._posts.answer_customer(session, conversation, text, key=key, message=message,
+                                          streamed=streamed)
 
     async def _propose_draft(self, session: AsyncSession, conversation: Conversation,
                              message: Message) -> None:
@@ -436,6 +463,8 @@ class Agent:
         get a post naming the case, and `marker` ends the turn's count (see `limits`)."""
         limits.mark(marker, limits.GAVE_UP, reason or error or "failed")
         case_number = await conversations.number_case(session, conversation)
+        # An answer streamed before the model failed is taken back: the customer gets the note.
+        await self._posts.close_streams(session, conversation, key=f"failed:{marker.id}")
         staff = (texts.model_failed_staff(case_number, error) if reason is None else
                  texts.model_gave_up_staff(case_number, reason, self._config.slack.command))
         await self._posts.to_customer(session, conversation, texts.model_failed_customer(),

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ from bot.toolkit import metrics
 
 log = logging.getLogger(__name__)
 litellm.suppress_debug_info = True
+# litellm fails a stream whose chunks repeat 100 times ("word word word ..."); the answer is
+# bounded by `llm.max_output_tokens` already, and the same answer unstreamed would pass.
+litellm.REPEATED_STREAMING_CHUNK_LIMIT = 1_000_000  # type: ignore[misc]
 
 
 class ModelError(Exception):
@@ -113,6 +117,63 @@ class ModelClient:
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             cost_usd=call_cost(args["model"], response.model, prompt_tokens, completion_tokens),
         )
+        metrics.model_answered("completion", started, prompt_tokens, completion_tokens,
+                               usable=result.usable)
+        return result
+
+    async def complete_streaming(self, messages: list[dict[str, Any]],
+                                 tools: list[dict[str, Any]] | None,
+                                 on_text: Callable[[str], Awaitable[None]],
+                                 **extra: Any) -> ModelResult:
+        """As `complete`, with litellm `stream=True`: each piece of answer text is handed to
+        `on_text` as it arrives, until the first tool call shows up (then nothing more: a
+        tool-call step is not streamed). The result is the whole answer, as `complete` gives."""
+        args = {**self._common(), "messages": messages,
+                "temperature": self._settings.temperature,
+                "max_tokens": self._settings.max_output_tokens,
+                "num_retries": self._settings.retries, "stream": True,
+                "stream_options": {"include_usage": True}, **extra}
+        if tools:
+            args["tools"] = tools
+        started = time.perf_counter()
+        text: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        usage: Any = None
+        answered: str | None = None
+        try:
+            response = await litellm.acompletion(**args)
+            async for chunk in response:
+                answered = getattr(chunk, "model", None) or answered
+                usage = getattr(chunk, "usage", None) or usage
+                choices = getattr(chunk, "choices", None) or []
+                delta = getattr(choices[0], "delta", None) if choices else None
+                if delta is None:
+                    continue
+                for call in getattr(delta, "tool_calls", None) or []:
+                    entry = calls.setdefault(call.index or 0,
+                                             {"id": None, "name": "", "arguments": ""})
+                    entry["id"] = call.id or entry["id"]
+                    function = call.function
+                    if function is not None:
+                        entry["name"] += function.name or ""
+                        entry["arguments"] += function.arguments or ""
+                piece = getattr(delta, "content", None)
+                if piece:
+                    text.append(piece)
+                    if not calls:
+                        await on_text(piece)
+        except Exception as error:
+            metrics.model_failed("completion", started, error)
+            raise ModelError(f"{type(error).__name__}: {str(error)[:300]}") from error
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        completion_tokens = getattr(usage, "completion_tokens", None)
+        tool_calls = [ToolCall(id=c["id"] or f"call_{index}", name=c["name"],
+                               arguments=_parse_arguments(c["arguments"]))
+                      for index, c in sorted(calls.items())]
+        result = ModelResult(
+            text="".join(text) or None, tool_calls=tool_calls, model=answered,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            cost_usd=call_cost(args["model"], answered, prompt_tokens, completion_tokens))
         metrics.model_answered("completion", started, prompt_tokens, completion_tokens,
                                usable=result.usable)
         return result

@@ -12,13 +12,23 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.config import AppConfig
-from bot.listeners import actions, case_actions, commands, events, ratings, shortcuts, views
+from bot.listeners import (
+    actions,
+    case_actions,
+    commands,
+    events,
+    feedback,
+    ratings,
+    shortcuts,
+    views,
+)
 from bot.listeners.middleware import clean_strings, log_event_id
 from bot.pipeline.worker import Worker
 from bot.toolkit import metrics
 from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
+from bot.usecases.feedback import Feedback
 from bot.usecases.handoff import Handoff
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
@@ -48,6 +58,7 @@ class ListenerParts:
     reactions: Reactions
     support_channel: SupportChannel
     ratings: Ratings | None = None
+    feedback: Feedback | None = None
 
 
 class MeasuredApp(AsyncApp):
@@ -102,3 +113,5 @@ def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
                        worker=p.worker)
     if p.ratings is not None:
         ratings.register(app, slack=p.slack, ratings=p.ratings, worker=p.worker)
+    if p.feedback is not None:
+        feedback.register(app, slack=p.slack, feedback=p.feedback, worker=p.worker)

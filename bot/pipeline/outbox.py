@@ -44,6 +44,7 @@ ALREADY_DONE: dict[str, tuple[str, ...]] = {
     "reactions.add": ("already_reacted",),
     "reactions.remove": ("no_reaction",),
     "chat.delete": ("message_not_found",),
+    "chat.stopStream": ("message_not_in_streaming_state",),
 }
 
 
@@ -187,6 +188,9 @@ class Outbox:
             if method == "chat.delete":
                 await client.chat_delete(channel=args["channel"], ts=args["ts"])
                 return str(args["ts"])
+            if method == "chat.stopStream":  # ends an answer streamed while written
+                await client.chat_stopStream(**args)
+                return str(args["ts"])
             if method == "reactions.add":
                 await client.reactions_add(channel=args["channel"], timestamp=args["ts"],
                                            name=args["name"])
@@ -197,7 +201,8 @@ class Outbox:
                 return None
         except SlackApiError as error:
             if slack_error_code(error) in ALREADY_DONE.get(method, ()):
-                return (str(args.get("ts")) if method in ("chat.delete", "reactions.add")
+                return (str(args.get("ts"))
+                        if method in ("chat.delete", "reactions.add", "chat.stopStream")
                         else None)
             raise
         raise ValueError(f"outbox: unsupported method {method}")

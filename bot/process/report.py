@@ -52,6 +52,11 @@ def figures(report: Report) -> dict[str, Any]:
         "ratings_bad": report.ratings_of(1),
         "ratings_average": (None if report.ratings_average is None
                             else round(report.ratings_average, 3)),
+        "feedback_up": report.feedback_up,
+        "feedback_down": report.feedback_down,
+        **{f"feedback_week_of_{week.week_of.isoformat()}_{side}": count
+           for week in report.feedback_weeks
+           for side, count in (("up", week.up), ("down", week.down))},
     }
 
 
@@ -117,6 +122,10 @@ def as_table(report: Report) -> str:
     rows.append(("Ratings (good / OK / bad)",
                  f"{report.ratings_of(3)} / {report.ratings_of(2)} / {report.ratings_of(1)}, "
                  f"average {average} ({len(report.ratings)} of {report.ratings_asked} asked)"))
+    rows.append(("Answer feedback (👍 / 👎)",
+                 f"{report.feedback_up} / {report.feedback_down}"))
+    for week in report.feedback_weeks:
+        rows.append((f"  week of {week.week_of:%Y-%m-%d}", f"{week.up} / {week.down}"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 

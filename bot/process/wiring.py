@@ -13,11 +13,13 @@ from bot.agent.triage import build_router
 from bot.config import AppConfig
 from bot.listeners.app import ListenerParts
 from bot.pipeline.outbox import Outbox
+from bot.pipeline.streaming import AnswerStreams
 from bot.pipeline.worker import Worker
 from bot.toolkit.posts import PostQueue
 from bot.toolkit.slack_api import SlackGateway, close_web_client, make_web_client
 from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
+from bot.usecases.feedback import Feedback
 from bot.usecases.followups import FollowUps
 from bot.usecases.handoff import Handoff
 from bot.usecases.holding import HoldingReaction
@@ -61,6 +63,7 @@ class Services:
     followups: FollowUps
     holding: HoldingReaction
     ratings: Ratings
+    feedback: Feedback
 
     def listener_parts(self) -> ListenerParts:
         """The parts the Slack listeners call."""
@@ -69,7 +72,7 @@ class Services:
             inbox=self.inbox, human_answers=self.human_answers, handoff=self.handoff,
             staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
             reactions=self.reactions, support_channel=self.support_channel,
-            ratings=self.ratings)
+            ratings=self.ratings, feedback=self.feedback)
 
     async def close(self) -> None:
         await self.holding.stop()
@@ -99,7 +102,11 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     answers = HumanAnswers(sessions, posts)
     ratings = Ratings(config, sessions, posts)
     handoff = Handoff(config, sessions, answers, posts, ratings)
-    agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model))
+    # Streams go through the outbox's client: no retries inside a call (an append that must
+    # wait is left to the stream's end, which the outbox retries on Slack's terms).
+    streams = AnswerStreams(sessions, outbox_slack, config.slack)
+    agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model),
+                  streams=streams)
     staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
     holding = HoldingReaction(sessions, posts, outbox, after=config.slack.holding_reaction_after)
     inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
@@ -115,7 +122,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         support_channel=SupportChannel(config, slack, sessions, worker),
                         followups=FollowUps(config, sessions, posts, answers, worker.kick,
                                             ratings=ratings),
-                        holding=holding, ratings=ratings)
+                        holding=holding, ratings=ratings,
+                        feedback=Feedback(sessions, posts))
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
 

@@ -19,11 +19,13 @@ from slack_sdk.models.views import View
 
 from bot.toolkit import texts
 from bot.toolkit.ids import (
+    FEEDBACK_ACTION,
     AnswerViewState,
     CaseAction,
     CaseButtonValue,
     CaseView,
     DraftAction,
+    FeedbackValue,
     RatingAction,
     RatingButtonValue,
     RequestAction,
@@ -304,3 +306,27 @@ def rating_blocks(rating_id: int) -> list[dict[str, Any]]:
 def rating_thanks_blocks(score: int) -> list[dict[str, Any]]:
     """The prompt once answered: the buttons go, the thank-you stays."""
     return _blocks(SectionBlock(text=MarkdownTextObject(text=texts.rating_thanks(score))))
+
+
+def feedback_block(message_id: int) -> dict[str, Any]:
+    """The 👍/👎 `feedback_buttons` in a `context_actions` block, under a bot answer (plain
+    dicts: slack_sdk 3.48 has no model class for them)."""
+    def button(positive: bool) -> dict[str, Any]:
+        label = (texts.feedback_positive_label() if positive
+                 else texts.feedback_negative_label())
+        return {"text": {"type": "plain_text", "text": label, "emoji": True},
+                "value": FeedbackValue(message_id, positive).encode(),
+                "accessibility_label": texts.feedback_accessibility(positive)}
+
+    return {"type": "context_actions", "block_id": f"feedback-{message_id}",
+            "elements": [{"type": "feedback_buttons", "action_id": FEEDBACK_ACTION,
+                          "positive_button": button(True), "negative_button": button(False)}]}
+
+
+def answer_blocks(text: str, message_id: int | None) -> list[dict[str, Any]] | None:
+    """An answer post's blocks: its mrkdwn text, and the feedback buttons when it is a model
+    answer (None: the post is text only)."""
+    if message_id is None:
+        return None
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            feedback_block(message_id)]

@@ -111,3 +111,24 @@ class RatingButtonValue:
     def decode(cls, value: str) -> RatingButtonValue:
         rating_id, _, score = value.partition(":")
         return cls(int(rating_id), int(score))
+
+
+FEEDBACK_ACTION = "answer-feedback"  # the 👍/👎 feedback buttons under every bot answer
+
+
+@dataclass(frozen=True)
+class FeedbackValue:
+    """What a feedback button carries: the answer (assistant message id) and the verdict."""
+
+    message_id: int
+    positive: bool
+
+    def encode(self) -> str:
+        return f"{'up' if self.positive else 'down'}:{self.message_id}"
+
+    @classmethod
+    def decode(cls, value: str) -> FeedbackValue:
+        verdict, _, message_id = value.partition(":")
+        if verdict not in ("up", "down"):
+            raise ValueError(value)
+        return cls(int(message_id), verdict == "up")

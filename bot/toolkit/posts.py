@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.toolkit import texts
-from bot.toolkit.blocks import case_card_blocks
+from bot.toolkit.blocks import answer_blocks, case_card_blocks, feedback_block
 from bot.toolkit.mrkdwn import neutralise_mentions, split_message, to_mrkdwn
 from storage import conversations, outbox_posts, work_items
 from storage.models import Conversation, Message, OutboxPost
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 SUPPORT_THREAD = "$support_thread"  # the case's support thread, known once its card is sent
 POST_REF = "$post:"  # `ts` of another outbox post, known once that one is sent
 METADATA_EVENT_TYPE = "support_bot_post"
+# The longest answer one streamed message holds: Slack takes at most 12,000 characters of
+# markdown_text per call; a longer answer is posted in parts instead.
+STREAM_MAX_CHARS = 12_000
+SECTION_MAX_CHARS = 3_000  # a section block's text; the part carrying the feedback buttons
 
 Blocks = list[dict[str, Any]]
 
@@ -38,6 +42,22 @@ def post_ref(key: str) -> str:
 def case_thread_key(conversation: Conversation) -> str:
     """The key of the case card, the post that opens the case's support thread."""
     return f"case:{conversation.id}"
+
+
+def stream_key(message_id: int) -> str:
+    """The key of the `chat.startStream` row of a model answer streamed while written."""
+    return f"stream:{message_id}"
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What a live stream showed of an answer (`pipeline.streaming`): its row's key, the text
+    Slack has, and whether that text is known exactly (no append of unknown outcome)."""
+
+    key: str
+    appended: str
+    clean: bool
+    ts: str | None = None  # the stream's ts, as Slack gave it (its row may have missed it)
 
 
 def holding_key(conversation_id: int, customer_ts: str) -> str:
@@ -89,12 +109,84 @@ class PostQueue:
             args=args, on_sent={"message_id": message.id} if message else None)
 
     async def answer_customer(self, session: AsyncSession, conversation: Conversation,
-                              text: str, *, key: str, message: Message | None = None) -> None:
-        """The model's answer as mrkdwn, split into as many posts as Slack needs, in order. The
-        model may echo the customer's words, so its mentions are neutralised: they ping nobody."""
-        for index, chunk in enumerate(split_message(neutralise_mentions(to_mrkdwn(text)))):
+                              text: str, *, key: str, message: Message | None = None,
+                              streamed: Streamed | None = None) -> None:
+        """The model's answer, with the 👍/👎 feedback buttons when it is one (`message`).
+        The model may echo the customer's words, so its mentions are neutralised: they ping
+        nobody.
+
+        Streamed while written (`streamed`, clean, short enough): the stream is ended with the
+        rest of the text and the buttons. Otherwise as mrkdwn, split into as many posts as Slack
+        needs, in order; a stream this process can no longer vouch for (a crash mid-stream, an
+        append of unknown outcome) is stopped and its message replaced by the first part, so
+        the customer never sees two answers; other abandoned streams are stopped and deleted."""
+        message_id = message.id if message else None
+        streams = await outbox_posts.open_streams(session, conversation.id)
+        own = next((s for s in streams if streamed and s.key == streamed.key), None)
+        if own is not None and streamed is not None and not own.slack_ts and streamed.ts:
+            own.slack_ts = streamed.ts  # started, but its ts was not recorded
+        markdown = neutralise_mentions(text)
+        if (own is not None and streamed is not None and streamed.clean and own.slack_ts
+                and len(markdown) <= STREAM_MAX_CHARS
+                and markdown.startswith(streamed.appended)):
+            for stale in streams:
+                if stale is not own:
+                    await self._end_stream(session, conversation, stale, key=key, delete=True)
+            own.status = "sent"
+            args: dict[str, Any] = {"channel": conversation.channel_id, "ts": own.slack_ts}
+            if rest := markdown[len(streamed.appended):]:
+                args["markdown_text"] = rest
+            if message_id is not None:
+                args["blocks"] = [feedback_block(message_id)]
+            await outbox_posts.add_post(
+                session, key=f"{key}:0", method="chat.stopStream",
+                conversation_id=conversation.id, args=args,
+                on_sent={"message_id": message_id} if message_id else None)
+            return
+        chunks = split_message(neutralise_mentions(to_mrkdwn(text)))
+        if message_id is not None and len(chunks[-1]) > SECTION_MAX_CHARS:
+            chunks = chunks[:-1] + split_message(chunks[-1], SECTION_MAX_CHARS)
+        adopted = next((s for s in ([own] if own else []) + streams if s.slack_ts), None)
+        for stale in streams:
+            if stale is not adopted:
+                await self._end_stream(session, conversation, stale, key=key, delete=True)
+        for index, chunk in enumerate(chunks):
+            blocks = answer_blocks(chunk, message_id) if index == len(chunks) - 1 else None
+            if index == 0 and adopted is not None:
+                await self._end_stream(session, conversation, adopted, key=key, delete=False)
+                args = {"channel": conversation.channel_id, "ts": adopted.slack_ts,
+                        "text": chunk}
+                if blocks:
+                    args["blocks"] = blocks
+                await outbox_posts.add_post(
+                    session, key=f"{key}:{index}", method="chat.update",
+                    conversation_id=conversation.id, args=args,
+                    on_sent={"message_id": message_id} if message_id else None)
+                continue
             await self.to_customer(session, conversation, chunk, key=f"{key}:{index}",
-                                   message=message)
+                                   message=message, blocks=blocks)
+
+    async def close_streams(self, session: AsyncSession, conversation: Conversation, *,
+                            key: str) -> None:
+        """End every stream of the conversation still open and delete its partial message (the
+        bot gave up on the answer it was writing)."""
+        for stale in await outbox_posts.open_streams(session, conversation.id):
+            await self._end_stream(session, conversation, stale, key=key, delete=True)
+
+    async def _end_stream(self, session: AsyncSession, conversation: Conversation,
+                          stream: OutboxPost, *, key: str, delete: bool) -> None:
+        """Queue the stop of a stream (then, if `delete`, the deletion of its message)."""
+        stream.status = "sent" if stream.slack_ts else "skipped"
+        if not stream.slack_ts:
+            return  # never started, or its start is unknown: nothing to end
+        where = {"channel": conversation.channel_id, "ts": stream.slack_ts}
+        await outbox_posts.add_post(session, key=f"{key}:stop:{stream.id}",
+                                    method="chat.stopStream", conversation_id=conversation.id,
+                                    args=dict(where))
+        if delete:
+            await outbox_posts.add_post(session, key=f"{key}:drop:{stream.id}",
+                                        method="chat.delete", conversation_id=conversation.id,
+                                        args=dict(where))
 
     async def put_holding_reaction(self, session: AsyncSession, *, conversation_id: int,
                                    channel: str, customer_ts: str) -> int | None:

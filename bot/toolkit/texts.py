@@ -462,3 +462,49 @@ def account_line(name: str, tier: str | None, notes: str | None) -> str:
     if notes:
         line += f"\n_{notes}_"
     return line
+
+
+# answers streamed, thinking status, feedback buttons (issue 15) -------------------------------
+def thinking_status() -> str:
+    """The assistant status under a customer's thread while the model works."""
+    return "is thinking…"
+
+
+def thinking_messages() -> list[str]:
+    """Loading messages Slack rotates under the status."""
+    return ["Reading your question…", "Looking for the answer…", "Writing the answer…"]
+
+
+def feedback_positive_label() -> str:
+    return "👍"
+
+
+def feedback_negative_label() -> str:
+    return "👎"
+
+
+def feedback_accessibility(positive: bool) -> str:
+    return "This answer helped" if positive else "This answer did not help"
+
+
+def feedback_thanks() -> str:
+    return "Thank you, your feedback on this answer was recorded."
+
+
+def feedback_not_yours() -> str:
+    return "Only the customer who asked can rate this answer; nothing was recorded."
+
+
+def feedback_already_given() -> str:
+    return "You already rated this answer; the first click counts."
+
+
+def feedback_staff_note(case_number: int, question: str, answer: str, who: str) -> str:
+    """A 👎 on a bot answer, for staff to step in; the words quoted are not ours."""
+    return (f":thumbsdown: Case #{case_number}: {who} found the bot's answer unhelpful.\n"
+            f"*Question:*\n{_quote(question)}\n*Answer:*\n{_quote(answer)}")
+
+
+def _quote(text: str, limit: int = 1500) -> str:
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return "\n".join("> " + line for line in (text.splitlines() or [""]))

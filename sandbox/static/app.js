@@ -204,7 +204,9 @@ function renderThread() {
       : `<div class="empty">This message was deleted.</div>`) +
     `<div class="reply-count">${count} ${count === 1 ? "reply" : "replies"}</div>` +
     items.map((i) => i.m ? Render.message(i.m, ctx, channel.id, { inThread: true }) : Render.ephemeral(i.e, ctx)).join("");
-  setList($("#thread-body"), JSON.stringify([app.me, app.thread, root, items, ctx.users]), html);
+  const status = (channel.statuses || {})[ts];
+  const thinking = status ? `<div class="assistant-status" role="status">${Render.esc((app.state.bot || {}).name || "bot")} ${Render.esc(status)}</div>` : "";
+  setList($("#thread-body"), JSON.stringify([app.me, app.thread, root, items, ctx.users, status]), html + thinking);
 }
 
 function renderModal() {

@@ -71,6 +71,21 @@ const Render = (() => {
     return `<span class="bk-unknown">[${esc(el.type)}]</span>`;
   }
 
+  // 👍/👎 feedback buttons (and icon buttons) of a `context_actions` block.
+  function contextAction(el, block, attrs) {
+    const where = `data-block-id="${esc(block.block_id || "")}" ${attrs}`;
+    if (el.type === "feedback_buttons") {
+      return [["positive_button", "positive"], ["negative_button", "negative"]].map(([side, kind]) => {
+        const b = el[side] || {};
+        return `<button type="button" class="bk-button bk-feedback ${kind}" data-action-id="${esc(el.action_id)}"` +
+          ` data-value="${esc(b.value ?? "")}" title="${esc(b.accessibility_label || "")}"` +
+          ` aria-label="${esc(b.accessibility_label || (b.text || {}).text || kind)}" ${where}>${text(b.text, {})}</button>`;
+      }).join("");
+    }
+    if (el.type === "icon_button") return button(el, where);
+    return `<span class="bk-unknown">[${esc(el.type)}]</span>`;
+  }
+
   // Message blocks; `attrs` marks interactive elements with the message they belong to.
   function blocks(list, ctx, attrs = "") {
     return (list || []).map((b) => {
@@ -87,6 +102,8 @@ const Render = (() => {
               : `<span>${text(e, ctx)}</span>`).join("")}</div>`;
         case "actions":
           return `<div class="bk-actions">${(b.elements || []).map((e) => element(e, b, ctx, attrs)).join("")}</div>`;
+        case "context_actions":
+          return `<div class="bk-context-actions">${(b.elements || []).map((e) => contextAction(e, b, attrs)).join("")}</div>`;
         case "header":
           return `<div class="bk-header">${text(b.text, ctx)}</div>`;
         case "divider":
@@ -126,7 +143,11 @@ const Render = (() => {
   function message(m, ctx, channel, opts = {}) {
     const who = author(m, ctx);
     const attrs = `data-channel="${channel}" data-ts="${m.ts}"`;
-    const body = m.blocks && m.blocks.length ? blocks(m.blocks, ctx, attrs) : Mrkdwn.format(m.text, ctx);
+    // Blocks that only add buttons (a streamed answer's feedback) come under the text.
+    const textual = (m.blocks || []).some((b) => b.type !== "context_actions");
+    let body = textual ? blocks(m.blocks, ctx, attrs) : Mrkdwn.format(m.text, ctx) +
+      (m.blocks && m.blocks.length ? blocks(m.blocks, ctx, attrs) : "");
+    if (m.streaming) body += `<span class="streaming-cursor" title="Writing…" aria-label="Writing">▍</span>`;
     const edited = m.edited && m.edited.user !== (ctx.bot || {}).user_id ? ` <span class="edited">(edited)</span>` : "";
     const root = opts.root ? " root" : "";
     const tools = opts.readOnly ? "" : `<div class="hover-actions">

@@ -63,8 +63,10 @@ def thread(s: State, channel_id: str, ts: str) -> list[dict[str, Any]]:
 
 
 def bot_reply(channel_id: str, ts: str, text: str) -> Callable[[State], Any]:
+    """The bot's reply containing `text` once final (a streamed answer has stopped)."""
     return lambda s: next((m for m in thread(s, channel_id, ts)
-                           if m.get("bot_id") and text in m.get("text", "")), None)
+                           if m.get("bot_id") and text in m.get("text", "")
+                           and not m.get("streaming")), None)
 
 
 async def history(http: aiohttp.ClientSession, channel_id: str, ts: str) -> dict[str, Any] | None:

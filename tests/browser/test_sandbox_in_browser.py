@@ -165,3 +165,21 @@ async def test_a_laptop_screen_shows_every_channel_beside_an_open_thread(page: A
             assert box is not None, channel
             assert box["x"] >= 0 and box["x"] + box["width"] <= pane["x"] + 1, (width, channel)
         await screenshot(page, f"sandbox-laptop-{width}")
+
+
+async def test_answer_streams_in_and_a_feedback_click_reaches_staff(page: Any) -> None:
+    """Issue 15: the answer is written into the thread as the model streams it, with 👍/👎
+    feedback buttons under it; the customer's 👎 shows the case to staff in #support."""
+    await act_as(page, "Carol")
+    await write(page, "Message #acme-support", "What are your opening hours?")
+    thread = await open_thread(page, ACME, "What are your opening hours?")
+    await expect(thread).to_contain_text("Monday to Friday", timeout=WAIT)
+    down = thread.get_by_role("button", name="This answer did not help")
+    await expect(down).to_be_visible(timeout=WAIT)
+    await expect(thread.get_by_role("button", name="This answer helped")).to_be_visible()
+    await expect(thread.locator(".streaming-cursor")).to_have_count(0, timeout=WAIT)
+    await down.click()
+
+    await act_as(page, "Sam")
+    await expect(column(page, SUPPORT)).to_contain_text("unhelpful", timeout=WAIT)
+    await expect(column(page, SUPPORT)).to_contain_text("What are your opening hours?")

@@ -117,7 +117,22 @@ async def test_slack_connect_guest_is_answered_like_any_customer(bot, slack, mod
     assert reply["text"] == "Welcome!"
 
 
-async def test_markdown_is_converted_and_long_answers_are_split(bot, slack, model):
+async def test_long_answer_streamed_arrives_whole_in_one_message(bot, slack, model):
+    """Streamed (the default), an answer up to Slack's 12,000 characters is one message."""
+    long_answer = "\n\n".join(f"Paragraph {i}: " + "word " * 150 for i in range(12))
+    model.script(Reply(long_answer))
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Tell me everything")
+
+    await slack.wait_for_call("chat.stopStream")
+    await bot.services.worker.idle()
+    [post] = [m for m in slack.messages(CUSTOMERS, thread_ts=ts) if m.get("bot_id")]
+    assert post["text"] == long_answer
+    assert all(len(c.params.get("markdown_text") or "") <= 12_000
+               for c in slack.calls if c.method.endswith("Stream"))
+
+
+async def test_markdown_is_converted_and_long_answers_are_split(start, slack, model):
+    bot = await start(slack={"streaming": False})
     long_answer = "\n\n".join(f"Paragraph {i}: " + "word " * 150 for i in range(12))
     model.script(Reply(long_answer))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Tell me everything")
