@@ -12,7 +12,16 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.config import AppConfig
-from bot.listeners import actions, case_actions, commands, events, ratings, shortcuts, views
+from bot.listeners import (
+    actions,
+    case_actions,
+    commands,
+    events,
+    home,
+    ratings,
+    shortcuts,
+    views,
+)
 from bot.listeners.middleware import clean_strings, log_event_id
 from bot.pipeline.worker import Worker
 from bot.toolkit import metrics
@@ -20,6 +29,7 @@ from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
 from bot.usecases.handoff import Handoff
+from bot.usecases.home import Home
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.people import People
@@ -48,6 +58,7 @@ class ListenerParts:
     reactions: Reactions
     support_channel: SupportChannel
     ratings: Ratings | None = None
+    home: Home | None = None
 
 
 class MeasuredApp(AsyncApp):
@@ -91,13 +102,16 @@ def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
                     people=p.people, support_channel=p.support_channel, reactions=p.reactions,
                     worker=p.worker)
     actions.register(app, people=p.people, slack=p.slack, human_answers=p.human_answers,
-                     worker=p.worker)
+                     worker=p.worker, home=p.home)
     views.register(app, people=p.people, human_answers=p.human_answers, handoff=p.handoff,
                    drafts=p.drafts, worker=p.worker)
     case_actions.register(app, people=p.people, slack=p.slack, handoff=p.handoff,
-                          staff_replies=p.staff_replies, drafts=p.drafts, worker=p.worker)
+                          staff_replies=p.staff_replies, drafts=p.drafts, worker=p.worker,
+                          home=p.home)
     commands.register(app, command_name=p.config.slack.command, people=p.people,
-                      handoff=p.handoff, worker=p.worker)
+                      handoff=p.handoff, worker=p.worker, home=p.home)
+    if p.home is not None:
+        home.register(app, home=p.home)
     shortcuts.register(app, people=p.people, slack=p.slack, cases=p.cases, handoff=p.handoff,
                        worker=p.worker)
     if p.ratings is not None:
