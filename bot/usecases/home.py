@@ -50,6 +50,7 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 RETRY_WITHOUT_RETRY_AFTER = timedelta(seconds=5)
+CLEANUP_EVERY = 600.0  # seconds between two clean-ups of people who stopped using Home
 
 
 class Home:
@@ -161,9 +162,14 @@ class Home:
 
     async def _run(self) -> None:
         poll = min(self._every.total_seconds(), 1.0)
+        loop = asyncio.get_running_loop()
+        next_cleanup = loop.time()
         while True:
             try:
                 await self.refresh_once()
+                if loop.time() >= next_cleanup:
+                    await self.forget_idle_viewers()
+                    next_cleanup = loop.time() + CLEANUP_EVERY
             except Exception as error:  # the refresher never stops; case work never waits on it
                 if is_unavailable(error):
                     log.warning("Home refresh: database unreachable (%s)", type(error).__name__)
@@ -172,6 +178,14 @@ class Home:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll)
             self._wake.clear()
+
+    async def forget_idle_viewers(self) -> int:
+        """People who have not opened Home within `home.viewers_for` are no longer kept."""
+        async with self._sessions() as session:
+            forgotten = await home_rows.forget_viewers(
+                session, opened_before=utcnow() - self._config.home.viewers_for)
+            await session.commit()
+        return forgotten
 
     async def refresh_once(self) -> int:
         """Turn case changes into due views, then publish the views that are due; returns how
