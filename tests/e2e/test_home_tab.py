@@ -285,3 +285,31 @@ async def test_two_replicas_publish_each_change_once_per_interval(start, slack, 
     async with first.services.sessions() as session:
         viewer = await session.get(HomeViewer, STAFF)
         assert viewer.due_at is not None  # due, held back by the interval, not lost
+
+
+async def test_a_view_due_when_the_bot_stops_is_published_by_the_next_one(start, slack, model):
+    """The need to publish is in the database: a bot that stops with a view due (Slack said
+    wait) leaves it to the next process."""
+    first = await start(**FAST)
+    await handed_to_humans(first, slack, model)
+    slack.fail_next("views.publish", error="ratelimited", retry_after=1)
+    await slack.open_home(STAFF)
+    await slack.wait_for_call("views.publish", lambda c: c.status == 429)
+    await viewer_when(first, STAFF, lambda v: v.failures == 1 and v.due_at is not None)
+    await first.stop()
+    started = len(slack.calls)
+    second = await start(**FAST)
+    view = await published_for(slack, STAFF, lambda v: "Case #1" in shown(v), since=started)
+    assert "Unclaimed" in shown(view)
+    await viewer_when(second, STAFF, lambda v: v.failures == 0)
+
+
+async def test_a_redelivered_app_home_opened_records_one_viewer(start, slack, model):
+    bot = await start(**FAST)
+    delivered = await slack.open_home(STAFF)
+    await published_for(slack, STAFF)
+    await slack.redeliver(delivered.event_id)
+    async with bot.services.sessions() as session:
+        assert [v.user_id for v in (await session.execute(select(HomeViewer))).scalars()] == [
+            STAFF]
+    await home_settled(bot)
