@@ -244,10 +244,12 @@ class PeopleActions:
         return await self._deliver_event(event, None)
 
     async def click_home_button(self, *, user: str, action_id: str, value: str | None = None,
-                                block_id: str | None = None) -> DeliveryResult:
+                                block_id: str | None = None,
+                                seen: dict[str, Any] | None = None) -> DeliveryResult:
         """A person clicks a button of their Home tab: `block_actions` from a `view`
-        container, with the view and no channel or message, as Slack sends it."""
-        view = self.ws.home_views.get(user)
+        container, with the view and no channel or message, as Slack sends it. `seen`: the
+        view as the person's client still shows it (an older one the app has replaced)."""
+        view = seen or self.ws.home_views.get(user)
         if view is None:
             raise ValueError(f"{user} has no Home view published")
         found_block, element = p.find_element(view.get("blocks") or [], action_id, block_id)

@@ -63,7 +63,6 @@ class Home:
         self._every = config.home.refresh_every
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._published: list[str] = []  # users, in order (tests and the sandbox read it)
 
     @property
     def slack(self) -> SlackGateway:
@@ -228,5 +227,4 @@ class Home:
         async with self._sessions() as session:
             await home_rows.published(session, user_id=claimed.user_id)
             await session.commit()
-        self._published.append(claimed.user_id)
         return True

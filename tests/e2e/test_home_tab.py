@@ -153,7 +153,7 @@ async def test_buttons_on_home_work_and_a_stale_one_is_refused(start, slack, mod
     # refused, the case stays Sam's, and Sky's redrawn Home says why.
     since = len(slack.calls)
     result = await slack.click_home_button(user=STAFF_2, action_id=CaseAction.take,
-                                           value="1:humans")
+                                           seen=stale)
     assert result.ok
     told = await published_for(slack, STAFF_2, lambda v: "warning" in shown(v), since=since)
     assert texts.stale_button(1, STAFF, "/handoff").split("\n")[0][:40] in shown(told)
