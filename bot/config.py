@@ -356,6 +356,22 @@ class RatingSettings(_Section):
         return cooldown
 
 
+class HomeSettings(_Section):
+    """The app's Home tab (the staff queue): how often a person's view may be republished
+    when cases change, and for how long after opening Home it is kept up to date."""
+
+    refresh_every: timedelta = timedelta(seconds=5)
+    viewers_for: timedelta = timedelta(hours=12)
+
+    @field_validator("refresh_every", "viewers_for", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> timedelta:
+        duration = _duration(value)
+        if duration <= timedelta(0):
+            raise ValueError("must be positive")
+        return duration
+
+
 class AccountSettings(_Section):
     """Who a customer channel belongs to; shown on the case card, `tier` selects timers."""
 
@@ -389,6 +405,7 @@ class AppConfig(_Section):
     routing: RoutingSettings = RoutingSettings()
     logging: LoggingSettings = LoggingSettings()
     ratings: RatingSettings = RatingSettings()
+    home: HomeSettings = HomeSettings()
     # Customer channel id -> its account (name, tier, notes).
     accounts: dict[str, AccountSettings] = {}
     metrics: MetricsSettings = MetricsSettings()

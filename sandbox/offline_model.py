@@ -19,7 +19,10 @@
 3. If the question matches the small FAQ below (opening hours, pricing, password reset,
    refunds, by keywords) -> it answers from the FAQ.
 4. If an `askHuman` tool is offered -> it calls `askHuman` with
-   `{"question": "A customer asks: \"...\" What should I tell them?"}`.
+   `{"question": "A customer asks: \"...\" What should I tell them?"}`, and, when the tool
+   takes a `suggested_answer` and the question matches one of the GUESSES below (shipping,
+   discounts, invoices, cancelling), that guess as the answer it would send, for staff to
+   use as it is or edit.
 5. Otherwise -> a polite generic answer that lists what it can help with.
 
 Slack mentions (`<@U123>`) are removed from the customer's text first.
@@ -52,6 +55,29 @@ FAQ: dict[str, tuple[tuple[str, ...], str]] = {
         ("refund", "refunds", "money back", "reimburse"),
         "We refund any payment made in the last 30 days: reply with your invoice number and "
         "we'll process it within 5 business days.",
+    ),
+}
+
+# Plausible answers the demo model is not sure of: it asks staff, suggesting these.
+GUESSES: dict[str, tuple[tuple[str, ...], str]] = {
+    "shipping": (
+        ("ship", "shipping", "shipped", "deliver", "delivery", "send it"),
+        "We ship worldwide with tracked delivery in 5 to 7 business days; you get the "
+        "tracking link by email as soon as your order leaves our warehouse.",
+    ),
+    "discount": (
+        ("discount", "coupon", "promo", "cheaper", "deal"),
+        "We offer 20% off annual plans, and 50% off for non-profits and schools.",
+    ),
+    "invoice": (
+        ("invoice", "receipt", "billing", "charged", "vat"),
+        "Every invoice is in Settings → Billing, ready to download; we can also email a copy "
+        "to your billing contact.",
+    ),
+    "cancel": (
+        ("cancel", "close my account", "unsubscribe", "stop my plan"),
+        "You can cancel any time in Settings → Billing; your plan stays active until the end "
+        "of the period you paid for.",
     ),
 }
 
@@ -141,6 +167,27 @@ def faq_answer(question: str) -> str | None:
     return best
 
 
+def takes_suggestion(request: dict[str, Any]) -> bool:
+    """True when the offered `askHuman` tool has a `suggested_answer` parameter."""
+    for tool in request.get("tools") or []:
+        if not isinstance(tool, dict):
+            continue
+        function = tool.get("function") or tool
+        if function.get("name") == "askHuman":
+            properties = (function.get("parameters") or {}).get("properties") or {}
+            return "suggested_answer" in properties
+    return False
+
+
+def guess(question: str) -> str | None:
+    """A plausible answer the model would send if its guess is right (GUESSES), or None."""
+    lowered = question.lower()
+    for keywords, answer in GUESSES.values():
+        if any(re.search(rf"\b{re.escape(k)}", lowered) for k in keywords):
+            return answer
+    return None
+
+
 def respond(request: dict[str, Any]) -> Reply | ToolCalls:
     """The offline model's answer to one chat completion request (see the module doc)."""
     messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
@@ -172,6 +219,9 @@ def respond(request: dict[str, Any]) -> Reply | ToolCalls:
     if answer:
         return Reply(answer)
     if "askHuman" in tools and short:
-        return ToolCalls([("askHuman",
-                           {"question": f"A customer asks: \"{short}\" What should I tell them?"})])
+        arguments = {"question": f"A customer asks: \"{short}\" What should I tell them?"}
+        suggestion = guess(question) if takes_suggestion(request) else None
+        if suggestion:
+            arguments["suggested_answer"] = suggestion
+        return ToolCalls([("askHuman", arguments)])
     return Reply(GENERIC)

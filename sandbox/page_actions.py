@@ -143,6 +143,25 @@ async def click(emulator: SlackEmulator, *, user: str, channel: str, ts: str, ac
     _check(result, "click")
 
 
+async def open_home(emulator: SlackEmulator, *, user: str) -> None:
+    """The person opens the app's Home tab: Slack tells the bot (`app_home_opened`), and the
+    bot publishes the view the page then shows."""
+    result = await emulator.open_home(user)
+    if result is not None:
+        _check(result, "Home tab")
+
+
+async def click_home(emulator: SlackEmulator, *, user: str, action_id: str,
+                     block_id: str | None = None, value: str | None = None) -> None:
+    """A click on a button of the person's Home tab."""
+    try:
+        result = await emulator.click_home_button(user=user, action_id=action_id,
+                                                  block_id=block_id, value=value)
+    except ValueError as error:
+        raise ActionError(str(error)) from None
+    _check(result, "click")
+
+
 async def shortcut(emulator: SlackEmulator, *, user: str, channel: str, ts: str,
                    callback_id: str) -> None:
     try:

@@ -65,7 +65,7 @@ def snapshot(sandbox: Sandbox, viewer: str) -> dict[str, Any]:
                        for i in demo.IDENTITIES],
         "command": config.slack.command if config else "/handoff",
         "shortcuts": message_shortcuts(),
-        "users": {}, "channels": [], "ephemerals": [], "views": [],
+        "users": {}, "channels": [], "ephemerals": [], "views": [], "home": None,
     }
     if emulator is None or config is None:
         return state
@@ -88,4 +88,8 @@ def snapshot(sandbox: Sandbox, viewer: str) -> dict[str, Any]:
     state["views"] = [{k: view.get(k) for k in ("id", "title", "submit", "close", "blocks",
                                                 "callback_id", "previous_view_id")}
                       for view in ws.views.values() if view.get("user") == viewer]
+    home = ws.home_views.get(viewer)
+    if home is not None:  # the Home tab as the bot last published it for this person
+        state["home"] = {"id": home["id"], "blocks": home.get("blocks") or [],
+                         "hash": home.get("hash")}
     return state

@@ -115,6 +115,9 @@ def sandbox_config(config: AppConfig, *, emulator: SlackEmulator, database_url: 
         "routing": routing,
         "database": DatabaseSettings(url=database_url),
         "timers": demo_timers(config.timers),
+        # The page shows a Home tab refreshed within a second of a change.
+        "home": config.home.model_copy(update={
+            "refresh_every": min(config.home.refresh_every, timedelta(seconds=1))}),
     })
 
 

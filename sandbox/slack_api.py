@@ -95,6 +95,7 @@ class WebApi:
             "views.open": self.views.views_open,
             "views.update": self.views.views_update,
             "views.push": self.views.views_push,
+            "views.publish": self.views.views_publish,
             "assistant.threads.setStatus": self.assistant_set_status,
             "chat.startStream": self.chat_start_stream,
             "chat.appendStream": self.chat_append_stream,

@@ -171,6 +171,10 @@ class SlackEmulator(PeopleActions):
     def views(self) -> dict[str, dict[str, Any]]:
         return self.ws.views
 
+    def home_view(self, user: str) -> dict[str, Any] | None:
+        """The Home tab the app last published for `user` (None if never)."""
+        return self.ws.home_views.get(user)
+
     @property
     def assistant_status(self) -> dict[tuple[str, str], str]:
         return self.ws.assistant_status

@@ -186,6 +186,25 @@ def block_actions(ws: Workspace, *, user: str, channel: Channel, message: dict[s
     }
 
 
+def home_block_actions(ws: Workspace, *, user: str, view: dict[str, Any],
+                       action: dict[str, Any], trigger_id: str) -> dict[str, Any]:
+    """A click on a Home tab: the container is the view; there is no channel, message or
+    response_url."""
+    return {
+        "type": "block_actions",
+        "user": user_ref(ws, user),
+        "api_app_id": ws.app_id,
+        "token": "emulator-verification-token",
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id,
+        "team": team_ref(ws),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": view,
+        "actions": [action],
+    }
+
+
 def message_action(ws: Workspace, *, callback_id: str, user: str, channel: Channel,
                    message: dict[str, Any], response_url: str, trigger_id: str
                    ) -> dict[str, Any]:

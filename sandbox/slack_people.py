@@ -235,6 +235,43 @@ class PeopleActions:
         del payload["message"]
         return await self._deliver(INTERACTIVE, payload)
 
+    async def open_home(self, user: str, *, tab: str = "home") -> DeliveryResult | None:
+        """A person opens the app's Home tab (or its Messages tab with `tab="messages"`):
+        delivers `app_home_opened`, with the view published so far if there is one."""
+        if user not in self.ws.users:
+            raise ValueError(f"unknown user {user!r}: add_user() it first")
+        event: dict[str, Any] = {"type": "app_home_opened", "user": user,
+                                 "channel": "D" + user[1:], "tab": tab,
+                                 "event_ts": self.ws.next_ts()}
+        published = self.ws.home_views.get(user)
+        if tab == "home" and published is not None:
+            public = copy.deepcopy(published)
+            public.pop("user", None)
+            event["view"] = public
+        return await self._deliver_event(event, None)
+
+    async def click_home_button(self, *, user: str, action_id: str, value: str | None = None,
+                                block_id: str | None = None,
+                                seen: dict[str, Any] | None = None) -> DeliveryResult:
+        """A person clicks a button of their Home tab: `block_actions` from a `view`
+        container, with the view and no channel or message, as Slack sends it. `seen`: the
+        view as the person's client still shows it (an older one the app has replaced)."""
+        view = seen or self.ws.home_views.get(user)
+        if view is None:
+            raise ValueError(f"{user} has no Home view published")
+        found_block, element = p.find_element(view.get("blocks") or [], action_id, block_id)
+        action: dict[str, Any] = {
+            "action_id": action_id, "block_id": found_block,
+            "type": element.get("type", "button"), "action_ts": f"{time.time():.6f}",
+            "value": value if value is not None else element.get("value")}
+        if element.get("text") is not None:
+            action["text"] = element["text"]
+        public = copy.deepcopy(view)
+        public.pop("user", None)
+        payload = p.home_block_actions(self.ws, user=user, view=public, action=action,
+                                       trigger_id=self._new_trigger(user, view["id"]))
+        return await self._deliver(INTERACTIVE, payload)
+
     async def message_shortcut(self, callback_id: str, *, user: str, channel: str,
                                message_ts: str) -> DeliveryResult:
         """A person runs a message shortcut on a stored message (`message_action`)."""

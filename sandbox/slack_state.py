@@ -101,6 +101,8 @@ class Workspace:
         self.channels: dict[str, Channel] = {}
         self.usergroups: dict[str, Usergroup] = {}
         self.views: dict[str, dict[str, Any]] = {}
+        # Each person's Home tab, as the app last published it (views.publish).
+        self.home_views: dict[str, dict[str, Any]] = {}
         self.triggers: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.assistant_status: dict[tuple[str, str], str] = {}

@@ -70,6 +70,28 @@ class ViewsApi:
         view["user"] = trigger["user"]
         return {"ok": True, "view": _public_view(view)}
 
+    def views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Publish a person's Home tab (`user_id`, a `home` view; `hash` must match the
+        published one when given)."""
+        ws = self.ws
+        user_id = str(params.get("user_id") or "")
+        if not user_id:
+            raise SlackError("invalid_arguments", response_metadata={
+                "messages": ["[ERROR] missing required field: user_id"]})
+        if user_id not in ws.users or ws.users[user_id].is_bot:
+            raise SlackError("user_not_found")
+        spec = check_home_view(params.get("view"))
+        old = ws.home_views.get(user_id)
+        if params.get("hash") and (old is None or params["hash"] != old["hash"]):
+            raise SlackError("hash_conflict")
+        view = self._new_view(spec, root=None, previous=None)
+        del ws.views[view["id"]]  # a Home tab is not a modal stack
+        if old is not None:
+            view["id"] = view["root_view_id"] = old["id"]
+        view["user"] = user_id
+        ws.home_views[user_id] = view
+        return {"ok": True, "view": _public_view(view)}
+
     def views_update(self, params: dict[str, Any]) -> dict[str, Any]:
         ws = self.ws
         view_id = params.get("view_id")
@@ -89,6 +111,40 @@ class ViewsApi:
             new["root_view_id"] = old["id"]
         ws.views[old["id"]] = new
         return {"ok": True, "view": _public_view(new)}
+
+
+MAX_HOME_BLOCKS = 100
+
+
+def _invalid(message: str, pointer: str) -> SlackError:
+    """`invalid_arguments` with the detail Slack gives in `response_metadata.messages`."""
+    return SlackError("invalid_arguments", response_metadata={
+        "messages": [f"[ERROR] {message} [json-pointer:{pointer}]"]})
+
+
+def check_home_view(spec: Any) -> dict[str, Any]:
+    """A Home view as views.publish checks it: type `home`, at most 100 blocks, each with a
+    type, block ids unique."""
+    spec = _json(spec)
+    if not isinstance(spec, dict):
+        raise _invalid("must provide an object", "/view")
+    if spec.get("type") != "home":
+        raise _invalid("must be 'home'", "/view/type")
+    blocks = spec.get("blocks")
+    if not isinstance(blocks, list):
+        raise _invalid("must provide an array", "/view/blocks")
+    if len(blocks) > MAX_HOME_BLOCKS:
+        raise _invalid(f"no more than {MAX_HOME_BLOCKS} items allowed", "/view/blocks")
+    seen: set[str] = set()
+    for index, block in enumerate(blocks):
+        if not isinstance(block, dict) or not block.get("type"):
+            raise _invalid("missing required field: type", f"/view/blocks/{index}")
+        block_id = block.get("block_id")
+        if block_id is not None:
+            if block_id in seen:
+                raise _invalid(f"duplicate block_id {block_id}", f"/view/blocks/{index}")
+            seen.add(block_id)
+    return spec
 
 
 def _public_view(view: dict[str, Any]) -> dict[str, Any]:

@@ -142,6 +142,13 @@ def build_web_app(sandbox: Sandbox) -> web.Application:
     async def dismiss(emulator: SlackEmulator, body: dict[str, Any]) -> None:
         act.dismiss(emulator, user=body["as"], ts=body["ts"])
 
+    async def home_open(emulator: SlackEmulator, body: dict[str, Any]) -> None:
+        await act.open_home(emulator, user=body["as"])
+
+    async def home_click(emulator: SlackEmulator, body: dict[str, Any]) -> None:
+        await act.click_home(emulator, user=body["as"], action_id=body["action_id"],
+                             block_id=body.get("block_id"), value=body.get("value"))
+
     async def state(request: web.Request) -> web.Response:
         viewer = request.query.get("as", demo.IDENTITIES[0].user_id)
         if viewer not in IDENTITY_IDS:
@@ -196,6 +203,8 @@ def build_web_app(sandbox: Sandbox) -> web.Application:
     app.router.add_post("/api/view", action(submit))
     app.router.add_post("/api/view/close", action(close))
     app.router.add_post("/api/ephemeral/dismiss", action(dismiss))
+    app.router.add_post("/api/home/open", action(home_open))
+    app.router.add_post("/api/home/click", action(home_click))
     app.router.add_post("/api/reset", reset)
     _broadcast_changes(app, sandbox)
     return app

@@ -301,3 +301,29 @@ class AnswerFeedback(Base):
     user_id: Mapped[str] = mapped_column(String(32))
     positive: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+class HomeViewer(Base):
+    """A person who opened the app's Home tab: their view is republished when cases change
+    (`due_at` set), at most once per `home.refresh_every` (`published_at`). Shared by replicas."""
+
+    __tablename__ = "home_viewers"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Set when the view must be published again (a case changed, a retry is due).
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A one-time line shown at the top of the next view (a refused click from Home).
+    notice: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class HomeChange(Base):
+    """A case changed: written in the change's transaction (insert only, no lock shared with
+    other cases), turned into due Home views and deleted by the Home refresher."""
+
+    __tablename__ = "home_changes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

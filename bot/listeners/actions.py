@@ -13,12 +13,14 @@ from bot.pipeline.worker import Worker
 from bot.toolkit.blocks import answer_modal
 from bot.toolkit.ids import RequestAction
 from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.home import Home
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.people import People
 
 
 def register(app: AsyncApp, *, people: People, slack: SlackGateway,
-             human_answers: HumanAnswers, worker: Worker) -> None:
+             human_answers: HumanAnswers, worker: Worker,
+             home: Home | None = None) -> None:
     async def on_answer_button_click(ack: AsyncAck, body: dict[str, Any],
                                      action: dict[str, Any]) -> None:
         await ack()
@@ -35,7 +37,7 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway,
             await require_staff(people, body["user"]["id"])
             form = await human_answers.answer_form(int(action["value"]))
         except UserFacingError as error:
-            await tell(slack, body, str(error))
+            await tell(slack, body, str(error), home)
             return
         await slack.open_view(trigger_id=body["trigger_id"], view=answer_modal(
             request_id=form.request_id, number=form.number, question=form.question,
@@ -63,7 +65,7 @@ def register(app: AsyncApp, *, people: People, slack: SlackGateway,
             closed = await operation(request_id=int(action["value"]), user_id=body["user"]["id"],
                                      name=name)
         except UserFacingError as error:
-            await tell(slack, body, str(error))
+            await tell(slack, body, str(error), home)
             return
         worker.kick(closed.conversation_id)
 

@@ -18,6 +18,7 @@ from bot.listeners import (
     commands,
     events,
     feedback,
+    home,
     ratings,
     shortcuts,
     views,
@@ -30,6 +31,7 @@ from bot.usecases.case_lookup import CaseLookup
 from bot.usecases.drafts import Drafts
 from bot.usecases.feedback import Feedback
 from bot.usecases.handoff import Handoff
+from bot.usecases.home import Home
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.people import People
@@ -59,6 +61,7 @@ class ListenerParts:
     support_channel: SupportChannel
     ratings: Ratings | None = None
     feedback: Feedback | None = None
+    home: Home | None = None
 
 
 class MeasuredApp(AsyncApp):
@@ -102,13 +105,16 @@ def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
                     people=p.people, support_channel=p.support_channel, reactions=p.reactions,
                     worker=p.worker)
     actions.register(app, people=p.people, slack=p.slack, human_answers=p.human_answers,
-                     worker=p.worker)
+                     worker=p.worker, home=p.home)
     views.register(app, people=p.people, human_answers=p.human_answers, handoff=p.handoff,
                    drafts=p.drafts, worker=p.worker)
     case_actions.register(app, people=p.people, slack=p.slack, handoff=p.handoff,
-                          staff_replies=p.staff_replies, drafts=p.drafts, worker=p.worker)
+                          staff_replies=p.staff_replies, drafts=p.drafts, worker=p.worker,
+                          home=p.home)
     commands.register(app, command_name=p.config.slack.command, people=p.people,
-                      handoff=p.handoff, worker=p.worker)
+                      handoff=p.handoff, worker=p.worker, home=p.home)
+    if p.home is not None:
+        home.register(app, home=p.home)
     shortcuts.register(app, people=p.people, slack=p.slack, cases=p.cases, handoff=p.handoff,
                        worker=p.worker)
     if p.ratings is not None:

@@ -21,18 +21,20 @@ from bot.toolkit.ids import CaseAction, CaseButtonValue, DraftAction, DraftView,
 from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.drafts import Drafts
 from bot.usecases.handoff import Handoff
+from bot.usecases.home import Home
 from bot.usecases.people import People
 from bot.usecases.staff_replies import StaffReplies
 
 
 def register(app: AsyncApp, *, people: People, slack: SlackGateway, handoff: Handoff,
-             staff_replies: StaffReplies, drafts: Drafts, worker: Worker) -> None:
+             staff_replies: StaffReplies, drafts: Drafts, worker: Worker,
+             home: Home | None = None) -> None:
     async def guarded(body: dict[str, Any], operation: Any) -> None:
         try:
             name = await require_staff(people, body["user"]["id"])
             conversation_id = await operation(body["user"]["id"], name)
         except UserFacingError as error:
-            await tell(slack, body, str(error))
+            await tell(slack, body, str(error), home)
             return
         if conversation_id:
             worker.kick(conversation_id)

@@ -12,6 +12,7 @@ from bot.errors import BadCommand, UserFacingError
 from bot.pipeline.worker import Worker
 from bot.toolkit import texts
 from bot.usecases.handoff import Handoff, parse_case_number
+from bot.usecases.home import Home
 from bot.usecases.people import People
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -76,14 +77,19 @@ async def run_command(parsed: Command, *, user_id: str, command: str, people: Pe
 
 
 def register(app: AsyncApp, *, command_name: str, people: People, handoff: Handoff,
-             worker: Worker) -> None:
+             worker: Worker, home: Home | None = None) -> None:
     async def on_handoff_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        blocks = None
         try:
             parsed = parse_command(command.get("text", ""), command_name)
             reply = await run_command(parsed, user_id=command["user_id"], command=command_name,
                                       people=people, handoff=handoff, worker=worker)
+            if parsed.verb == "list" and home is not None and reply != texts.not_staff():
+                # The same queue as the Home tab, with its buttons; the text stays as the
+                # notification's words.
+                _, blocks = await home.queue_message(command["user_id"])
         except UserFacingError as error:
             reply = str(error)
-        await ack(text=reply, response_type="ephemeral")
+        await ack(text=reply, blocks=blocks, response_type="ephemeral")
 
     app.command(command_name)(on_handoff_command)

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.errors import NotStaff
 from bot.toolkit.slack_api import SlackGateway
+from bot.usecases.home import Home
 from bot.usecases.people import People
 
 
@@ -16,8 +17,14 @@ async def require_staff(people: People, user_id: str) -> str:
     return await people.name(user_id)
 
 
-async def tell(slack: SlackGateway, body: dict[str, Any], text: str) -> None:
-    """An ephemeral reply to whoever clicked or used a shortcut, in the thread they were in."""
+async def tell(slack: SlackGateway, body: dict[str, Any], text: str,
+               home: Home | None = None) -> None:
+    """An ephemeral reply to whoever clicked or used a shortcut, in the thread they were in; a
+    click on the Home tab (no channel) gets its answer at the top of the redrawn Home view."""
+    if home is not None and (body.get("view") or {}).get("type") == "home":
+        user_id = (body.get("user") or {}).get("id")
+        if user_id and await home.refused(user_id, text):
+            return
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     message = body.get("message") or {}

@@ -93,6 +93,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         bot.workers = workers
     services.worker.start()
     services.support_channel.start()
+    services.home.start()
     ops = {"workers_reach_database": lambda: services.worker.database_reachable,
            "readiness": Readiness(services.engine, slack_connected=bot.slack_connected),
            "exporter": MetricsExporter(services.sessions)}

@@ -23,6 +23,7 @@ from bot.usecases.feedback import Feedback
 from bot.usecases.followups import FollowUps
 from bot.usecases.handoff import Handoff
 from bot.usecases.holding import HoldingReaction
+from bot.usecases.home import Home
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.intake import Intake
@@ -64,6 +65,11 @@ class Services:
     holding: HoldingReaction
     ratings: Ratings
     feedback: Feedback
+    home: Home
+
+    @property
+    def home_slack(self) -> SlackGateway:
+        return self.home.slack
 
     def listener_parts(self) -> ListenerParts:
         """The parts the Slack listeners call."""
@@ -72,15 +78,17 @@ class Services:
             inbox=self.inbox, human_answers=self.human_answers, handoff=self.handoff,
             staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
             reactions=self.reactions, support_channel=self.support_channel,
-            ratings=self.ratings, feedback=self.feedback)
+            ratings=self.ratings, feedback=self.feedback, home=self.home)
 
     async def close(self) -> None:
         await self.holding.stop()
+        await self.home.stop()
         await self.support_channel.stop()
         await self.worker.stop()
         await self.engine.dispose()
         await self.outbox.close()
         await close_web_client(self.slack.client)
+        await close_web_client(self.home_slack.client)
 
 
 def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services:
@@ -113,6 +121,10 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                   human_answers=answers, staff_replies=staff_replies, handoff=handoff,
                   holding=holding, worker=worker)
     cases = CaseLookup(config, sessions)
+    # Home views retry on the refresher's terms (Retry-After as a due time), not in the call.
+    home_slack = SlackGateway(make_web_client(
+        token=config.slack.bot_token.get_secret_value(), api_url=config.slack.api_url,
+        retries=0, timeout=15))
     services = Services(config=config, engine=engine, sessions=sessions, slack=slack,
                         people=people, model=model, posts=posts, outbox=outbox, worker=worker,
                         agent=agent, intake=intake, human_answers=answers, inbox=inbox,
@@ -123,7 +135,8 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         followups=FollowUps(config, sessions, posts, answers, worker.kick,
                                             ratings=ratings),
                         holding=holding, ratings=ratings,
-                        feedback=Feedback(sessions, posts))
+                        feedback=Feedback(sessions, posts),
+                        home=Home(config, sessions, home_slack, people))
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
 

@@ -9,6 +9,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
     ContextBlock,
+    DividerBlock,
     InputBlock,
     MarkdownTextObject,
     PlainTextInputElement,
@@ -330,3 +331,92 @@ def answer_blocks(text: str, message_id: int | None) -> list[dict[str, Any]] | N
         return None
     return [{"type": "section", "text": {"type": "mrkdwn", "text": text}},
             feedback_block(message_id)]
+# The queue: the app's Home tab and `/handoff list` draw the same blocks.
+
+HOME_MAX_BLOCKS = 100  # Slack's limit for a Home view
+MESSAGE_MAX_BLOCKS = 50  # and for a message
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One case of the queue, as drawn: its card's header, status and buttons."""
+
+    case_number: int
+    customer_name: str
+    channel_id: str
+    thread_ts: str
+    status: str
+    assignee: str
+    support_link: str | None
+    question: QuestionPart | None = None
+    account: AccountSettings | None = None
+
+
+def queue_entry_blocks(entry: QueueEntry) -> list[Any]:
+    """A case in the queue: the card's header and status, a link to its support thread, its
+    oldest question with that question's buttons, and the card's case buttons (same action
+    ids and values, so the card's listeners and stale-click checks handle them)."""
+    text = case_header_text(case_number=entry.case_number, customer_name=entry.customer_name,
+                            channel_id=entry.channel_id, thread_ts=entry.thread_ts,
+                            account=entry.account)
+    status = entry.status
+    if entry.support_link:
+        status += " · " + texts.home_support_thread_link(entry.support_link)
+    blocks: list[Any] = [SectionBlock(text=MarkdownTextObject(text=text[:2900])),
+                         ContextBlock(elements=[MarkdownTextObject(text=status[:2900])])]
+    question = entry.question
+    if question is not None:
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=texts.human_request_question(question.number, question.question)[:2900])))
+        if question.suggestion:
+            blocks.append(SectionBlock(text=MarkdownTextObject(
+                text=texts.suggested_answer_section(question.suggestion)[:2990])))
+            blocks.append(suggestion_buttons(question.request_id))
+        blocks.append(request_buttons(question.request_id, entry.case_number, entry.assignee,
+                                      with_take_over=False))
+    blocks.append(case_buttons(entry.case_number, entry.assignee, live=True))
+    return blocks
+
+
+def queue_blocks(*, sections: list[tuple[str, list[QueueEntry]]], more: int, command: str,
+                 max_blocks: int, notice: str | None = None,
+                 footer: str | None = None) -> list[dict[str, Any]]:
+    """The queue's lists (`(kind, entries)`), cut to `max_blocks`: what does not fit is
+    counted in the last line, never drawn half."""
+    blocks: list[Any] = []
+    if notice:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=notice[:2900])))
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=texts.home_title())))
+    left_out = more
+    reserve = 2  # the "more" line and the footer
+    for kind, entries in sections:
+        if len(blocks) + 2 + reserve > max_blocks:
+            left_out += len(entries)
+            continue
+        blocks.append(DividerBlock())
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=texts.home_section(kind, len(entries)))))
+        if not entries:
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(
+                text=texts.home_section_empty(kind))]))
+        for entry in entries:
+            drawn = queue_entry_blocks(entry)
+            if len(blocks) + len(drawn) + reserve > max_blocks:
+                left_out += 1
+                continue
+            blocks.extend(drawn)
+    if left_out:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=texts.home_more(left_out, command))]))
+    if footer:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=footer)]))
+    return _blocks(*blocks)
+
+
+def home_view(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Home tab view of these blocks."""
+    return {"type": "home", "blocks": blocks}
+
+
+def home_not_staff_view() -> dict[str, Any]:
+    return home_view(_blocks(SectionBlock(text=MarkdownTextObject(text=texts.home_not_staff()))))

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.toolkit import texts
 from bot.toolkit.blocks import QuestionPart, case_root_blocks
 from bot.toolkit.posts import PostQueue, case_thread_key, post_exists
-from storage import conversations, human_requests, messages
+from storage import conversations, home, human_requests, messages
 from storage.models import Conversation, HumanRequest, Message, utcnow
 
 
@@ -53,7 +53,9 @@ async def is_card_root(session: AsyncSession, conversation: Conversation,
 async def refresh_case_card(session: AsyncSession, posts: PostQueue,
                             conversation: Conversation) -> None:
     """Queue a redraw of the case thread's first post with the case's current state; nothing
-    while the case has no thread (its first post will be drawn with it)."""
+    while the case has no thread (its first post will be drawn with it). The staff queue on
+    the Home tab is told too (`storage.home.note_change`, one insert in this transaction)."""
+    await home.note_change(session)
     question = None
     if await post_exists(session, case_thread_key(conversation)):
         root_key = case_thread_key(conversation)

@@ -226,3 +226,7 @@ class SlackGateway:
 
     async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> None:
         await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def publish_home(self, *, user_id: str, view: dict[str, Any]) -> None:
+        """views.publish: the person's Home tab shows `view` (raises SlackApiError)."""
+        await self.client.views_publish(user_id=user_id, view=view)

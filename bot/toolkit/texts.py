@@ -508,3 +508,46 @@ def feedback_staff_note(case_number: int, question: str, answer: str, who: str) 
 def _quote(text: str, limit: int = 1500) -> str:
     text = text if len(text) <= limit else text[:limit] + "…"
     return "\n".join("> " + line for line in (text.splitlines() or [""]))
+# The queue (the app's Home tab and `/handoff list`).
+
+def home_title() -> str:
+    return ":inbox_tray: *Support queue*"
+
+
+def home_section(kind: str, count: int) -> str:
+    """The heading of one list of the queue."""
+    names = {"mine": "Your cases", "unclaimed": "Unclaimed: waiting on staff, no owner",
+             "questions": "Questions waiting longest"}
+    return f"*{names.get(kind, kind)}* ({count})"
+
+
+def home_section_empty(kind: str) -> str:
+    return {"mine": "_Nothing assigned to you._",
+            "unclaimed": "_No unclaimed cases._",
+            "questions": "_No question is waiting for staff._"}.get(kind, "_Nothing here._")
+
+
+def home_support_thread_link(link: str) -> str:
+    return f"<{link}|support thread>"
+
+
+def home_more(count: int, command: str) -> str:
+    return f"…and {count} more case(s) not shown. `{command} status N` shows any case."
+
+
+def home_updated(stamp: str) -> str:
+    return f"Updated {stamp} UTC · refreshed when a case changes"
+
+
+def home_not_staff() -> str:
+    return ("This is for the support team: it lists the cases staff work on. To get help, "
+            "write in your company's support channel and the bot or a person will answer.")
+
+
+def home_refused(text: str) -> str:
+    """A click from Home that changed nothing, shown at the top of the redrawn view."""
+    return f":warning: {text}"
+
+
+def queue_fallback(open_count: int) -> str:
+    return f"Support queue: {open_count} case(s) need staff."

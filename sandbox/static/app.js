@@ -8,6 +8,7 @@ const app = {
   me: localStorage.getItem("sandbox.as") || "U0CAROL",
   state: null,
   thread: null,        // {channel, ts} of the open thread
+  home: false,         // the app's Home tab is open
   tab: "replies",
   view: { key: null },
   keys: {},            // what each list last rendered, to skip needless re-renders
@@ -91,7 +92,27 @@ function render() {
   renderSidebar();
   renderColumns();
   renderThread();
+  renderHome();
   renderModal();
+}
+
+function renderHome() {
+  const pane = $("#home-pane");
+  pane.hidden = !app.home;
+  $("#home-link").classList.toggle("active", app.home);
+  if (!app.home) return;
+  document.body.classList.add("thread-open");
+  const home = app.state.home;
+  const html = home ? `<div class="home-view">${Render.blocks(home.blocks, context(), 'data-home="1"')}</div>`
+    : `<div class="empty">Opening the Home tab…</div>`;
+  setList($("#home-body"), JSON.stringify([app.me, home && home.blocks, context().users]), html);
+}
+
+async function openHome() {
+  app.thread = null;
+  app.home = true;
+  render();
+  await post("/api/home/open", {});
 }
 
 function renderSidebar() {
@@ -182,7 +203,7 @@ function renderThread() {
   if (!channel || !channel.member) {
     app.thread = null;
     pane.hidden = true;
-    document.body.classList.remove("thread-open");
+    document.body.classList.toggle("thread-open", app.home);
     return;
   }
   pane.hidden = false;
@@ -233,6 +254,7 @@ function showErrors(form, errors) {
 
 // --- actions --------------------------------------------------------------------------
 function openThread(channel, ts) {
+  app.home = false;
   app.thread = { channel, ts };
   app.keys.history = null;
   render();
@@ -318,6 +340,7 @@ document.addEventListener("click", async (event) => {
     app.me = el.dataset.identity;
     localStorage.setItem("sandbox.as", app.me);
     app.view = { key: null };
+    if (app.home) post("/api/home/open", {});  // the new person opens their own Home tab
     load();
   } else if ((el = t.closest(".permalink"))) {
     event.preventDefault();
@@ -327,6 +350,17 @@ document.addEventListener("click", async (event) => {
     focusChannel(el.dataset.channel);
   } else if ((el = t.closest("[data-open-thread]"))) {
     openThread(el.dataset.channel, el.dataset.openThread);
+  } else if ((el = t.closest("[data-home-open]"))) {
+    event.preventDefault();
+    openHome();
+  } else if (t.closest("#home-close")) {
+    app.home = false;
+    render();
+  } else if ((el = t.closest('.bk-button[data-action-id][data-home="1"]'))) {
+    el.disabled = true;
+    await post("/api/home/click", { action_id: el.dataset.actionId, block_id: el.dataset.blockId || null,
+      value: el.dataset.value || null });
+    el.disabled = false;
   } else if ((el = t.closest(".bk-button[data-action-id]"))) {
     if (el.dataset.view) return;
     el.disabled = true;

@@ -249,3 +249,27 @@ async def test_the_page_links_the_report_of_its_cases(http: aiohttp.ClientSessio
         assert "Conversations" in await response.text()
     async with http.get("/report", params={"format": "xml"}) as response:
         assert response.status == 400
+
+
+async def test_the_home_tab_through_the_page_api(http: aiohttp.ClientSession) -> None:
+    """Issue 14: a person opens the app's Home tab; staff see the queue and act from it, with
+    the suggestion the offline model drafted."""
+    posted = await act(http, "/api/message", **{"as": CAROL, "channel": ACME,
+                                                "text": "Do you ship to Mars?"})
+    await until(http, SAM, lambda s: any("Case #1" in json.dumps(m)
+                                         for m in channel(s, SUPPORT)["messages"]))
+    await act(http, "/api/home/open", **{"as": SAM})
+    home = await until(http, SAM, lambda s: s["home"] if s["home"] and "Case #1" in json.dumps(
+        s["home"]["blocks"]) else None)
+    assert "Questions waiting longest" in json.dumps(home["blocks"])
+    assert (await state(http, SKY))["home"] is None  # Sky has not opened it
+
+    await act(http, "/api/home/click", **{"as": SAM, "action_id": "request-use-suggestion"})
+    await until(http, CAROL, bot_reply(ACME, posted["ts"], "We ship worldwide"))
+    await until(http, SAM, lambda s: "Case #1" not in json.dumps(s["home"]["blocks"]))
+
+    await act(http, "/api/home/open", **{"as": CAROL})
+    carol = await until(http, CAROL, lambda s: s["home"])
+    assert "for the support team" in json.dumps(carol["blocks"])
+    refused = await act(http, "/api/home/click", 409, **{"as": CAROL, "action_id": "case-take"})
+    assert "case-take" in refused["error"]  # her Home has no such button

@@ -115,6 +115,47 @@ async def test_take_over_and_relayed_reply(page: Any) -> None:
     await screenshot(page, "sandbox-6-customer-sees-staff-reply")
 
 
+async def test_card_buttons_and_the_home_tab(page: Any) -> None:
+    """Issue 14: staff act from the case card (*Use this* sends the model's suggestion) and
+    from the app's Home tab (the queue: *Take over*, then *Resolve*)."""
+    await act_as(page, "Carol")
+    await write(page, "Message #acme-support", "Do you ship to Mars?")
+    await act_as(page, "Sam")
+    card = column(page, SUPPORT).locator(".msg").filter(has_text="Case #1")
+    await expect(card).to_contain_text("Suggested answer", timeout=WAIT)
+    await card.get_by_role("button", name="Use this").click()
+    await expect(card).to_contain_text("answered by Sam", timeout=WAIT)
+    await act_as(page, "Carol")
+    thread = await open_thread(page, ACME, "Do you ship to Mars?")
+    await expect(thread).to_contain_text("Our team says: We ship worldwide", timeout=WAIT)
+
+    # Carol asks for a person: case #2 waits for staff, unclaimed. Sam opens Home.
+    await write(page, "Message #acme-support", "Can I talk to a human please?")
+    await act_as(page, "Sam")
+    await expect(column(page, SUPPORT)).to_contain_text("Case #2", timeout=WAIT)
+    await page.get_by_role("link", name="Support Bot · Home").click()
+    home = page.locator("#home-body")
+    await expect(home).to_contain_text("Support queue", timeout=WAIT)
+    await expect(home).to_contain_text("Case #2")
+    await expect(home).to_contain_text("Unclaimed")
+    await screenshot(page, "sandbox-7-home-tab")
+
+    await home.get_by_role("button", name="Take over").first.click()
+    await expect(home).to_contain_text("Owned by @Sam", timeout=WAIT)
+    await expect(home).to_contain_text("No unclaimed cases")
+    await expect(column(page, SUPPORT).locator(".msg").filter(has_text="Case #2")).to_contain_text(
+        "Owned by @Sam", timeout=WAIT)  # the card shows it too
+
+    await home.get_by_role("button", name="Resolve").first.click()
+    await expect(home).to_contain_text("Nothing assigned to you", timeout=WAIT)
+    await expect(home).not_to_contain_text("Case #2")
+    await screenshot(page, "sandbox-8-home-after-resolve")
+
+    # Carol is not staff: her Home tab says so.
+    await act_as(page, "Carol")
+    await expect(home).to_contain_text("for the support team", timeout=WAIT)
+
+
 async def test_mrkdwn_as_the_page_renders_it(page: Any) -> None:
     rendered = await page.evaluate("""() => {
         const ctx = {users: {U0SAM: {name: "Sam"}}, channels: [{id: "C0SUPPORT", name: "support"}],
@@ -183,3 +224,14 @@ async def test_answer_streams_in_and_a_feedback_click_reaches_staff(page: Any) -
     await act_as(page, "Sam")
     await expect(column(page, SUPPORT)).to_contain_text("unhelpful", timeout=WAIT)
     await expect(column(page, SUPPORT)).to_contain_text("What are your opening hours?")
+    # The Home tab takes the thread's place: everything still fits.
+    await page.get_by_role("link", name="Support Bot · Home").click()
+    await expect(page.locator("#home-body")).to_contain_text("Support queue", timeout=WAIT)
+    for width, height in ((1280, 800), (1024, 768)):
+        await page.set_viewport_size({"width": width, "height": height})
+        pane = await page.locator("#home-pane").bounding_box()
+        assert pane is not None and pane["x"] + pane["width"] <= width + 1
+        for channel in (ACME, GLOBEX, SUPPORT):
+            box = await column(page, channel).bounding_box()
+            assert box is not None and box["x"] + box["width"] <= pane["x"] + 1, (width, channel)
+        await screenshot(page, f"sandbox-laptop-home-{width}")

@@ -187,3 +187,21 @@ def test_offline_model_follows_the_bots_instructions_and_never_repeats_them() ->
     for reply in (alone, cancelled, expired):
         assert "Sam" not in reply.text and "Our team says" not in reply.text
         assert "instruction" not in reply.text
+
+
+def test_offline_model_suggests_an_answer_when_it_has_a_plausible_guess() -> None:
+    ask = {"type": "function", "function": {
+        "name": "askHuman", "description": "Ask the support staff a question.",
+        "parameters": {"type": "object", "properties": {
+            "question": {"type": "string"}, "suggested_answer": {"type": "string"}},
+            "required": ["question"]}}}
+    shipping = offline_model.respond(request("Do you ship to Mars?", ask))
+    assert isinstance(shipping, ToolCalls)
+    name, arguments = shipping.calls[0]
+    assert name == "askHuman" and "Mars" in arguments["question"]
+    assert arguments["suggested_answer"] == offline_model.GUESSES["shipping"][1]
+    # No guess, no suggestion; nor when the tool takes none.
+    unsure = offline_model.respond(request("Is the blue one better?", ask))
+    assert isinstance(unsure, ToolCalls) and "suggested_answer" not in unsure.calls[0][1]
+    plain = offline_model.respond(request("Do you ship to Mars?", ASK_HUMAN))
+    assert isinstance(plain, ToolCalls) and "suggested_answer" not in plain.calls[0][1]

@@ -398,3 +398,46 @@ async def test_socket_mode_delivery_and_ack(emu: SlackEmulator) -> None:
 async def test_no_app_connected(emu: SlackEmulator) -> None:
     with pytest.raises(NoAppConnected):
         await emu.user_posts(SHARED, CUSTOMER, "anyone?")
+
+
+async def test_views_publish_and_app_home_opened(emu: SlackEmulator, client: AsyncWebClient,
+                                                 receiver: Receiver) -> None:
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "queue"}}
+    published = await client.views_publish(user_id=STAFF, view={"type": "home",
+                                                                "blocks": [section]})
+    view = published["view"]
+    assert view["type"] == "home" and emu.home_view(STAFF)["id"] == view["id"]
+    again = await client.views_publish(user_id=STAFF, view={"type": "home", "blocks": []},
+                                       hash=view["hash"])
+    assert again["view"]["id"] == view["id"]  # one Home view per person, replaced
+
+    def error(**kwargs: Any) -> Any:
+        return client.views_publish(**kwargs)
+
+    cases: list[tuple[dict[str, Any], str, str | None]] = [
+        ({"user_id": "U0NOBODY", "view": {"type": "home", "blocks": []}}, "user_not_found", None),
+        ({"user_id": STAFF, "view": {"type": "modal", "blocks": []}}, "invalid_arguments",
+         "/view/type"),
+        ({"user_id": STAFF, "view": {"type": "home", "blocks": [section] * 101}},
+         "invalid_arguments", "no more than 100 items"),
+        ({"user_id": STAFF, "view": {"type": "home", "blocks": [
+            {**section, "block_id": "a"}, {**section, "block_id": "a"}]}},
+         "invalid_arguments", "duplicate block_id"),
+        ({"user_id": STAFF, "view": {"type": "home", "blocks": []}, "hash": "old"},
+         "hash_conflict", None),
+    ]
+    for kwargs, code, detail in cases:
+        with pytest.raises(SlackApiError) as raised:
+            await error(**kwargs)
+        assert raised.value.response["error"] == code
+        if detail:
+            assert detail in str(raised.value.response["response_metadata"]["messages"])
+    emu.fail_next("views.publish", error="ratelimited", retry_after=2)
+    with pytest.raises(SlackApiError) as raised:
+        await client.views_publish(user_id=STAFF, view={"type": "home", "blocks": []})
+    assert raised.value.response.status_code == 429
+    assert raised.value.response.headers["Retry-After"] == "2"
+
+    await emu.open_home(STAFF)
+    [event] = [e["event"] for e in receiver.events() if e["event"]["type"] == "app_home_opened"]
+    assert (event["user"], event["tab"], event["view"]["id"]) == (STAFF, "home", view["id"])
