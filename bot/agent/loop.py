@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent import limits
 from bot.agent.context import build_model_messages
+from bot.agent.knowledge import KnowledgeBase, Offered, cited_entries, knowledge_context
 from bot.agent.model import ModelClient, ModelError, ModelResult, ToolCall
 from bot.agent.tools import (
     ASK_HUMAN,
@@ -42,7 +43,7 @@ from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.due_times import request_due_times, working_time, working_zone
 from bot.toolkit.mrkdwn import to_mrkdwn
 from bot.toolkit.posts import PostQueue, post_exists
-from storage import conversations, human_requests, messages, work_items
+from storage import conversations, human_requests, knowledge, messages, work_items
 from storage.models import Conversation, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,10 @@ def latest_customer_ts(history: list[Message]) -> str | None:
 class Agent:
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
                  model: ModelClient, posts: PostQueue, handover: Handover, *,
-                 router: Router | None = None) -> None:
+                 router: Router | None = None,
+                 knowledge_base: KnowledgeBase | None = None) -> None:
         self._config = config
+        self._knowledge = knowledge_base
         self._sessions = sessions
         self._model = model
         self._posts = posts
@@ -156,6 +159,9 @@ class Agent:
         system_prompt = self._config.llm.system_prompt
         if structured:
             system_prompt += "\n\n" + STRUCTURED_INSTRUCTIONS
+        offered = await self._knowledge_for(history)
+        if offered:
+            system_prompt += "\n\n" + knowledge_context(offered)
         prompt = build_model_messages(history, system_prompt=system_prompt,
                                       budget_tokens=self._config.llm.context_tokens)
         extra: dict[str, Any] = {"response_format": {"type": "json_object"}} if structured else {}
@@ -176,7 +182,7 @@ class Agent:
                     await self._record_structured_transfer(pending.id, result, decision.reason)
                     return
             if result.usable:
-                await self._record_result(pending.id, history, result)
+                await self._record_result(pending.id, history, result, offered=offered)
                 return
             log.warning("unusable model answer for conversation %s (try %s)",
                         conversation_id, attempts)
@@ -185,6 +191,13 @@ class Agent:
             if next_pending is None:
                 return
             pending = next_pending
+
+    async def _knowledge_for(self, history: list[Message]) -> list[Offered]:
+        """Saved entries close to the customer's latest question (none on any failure)."""
+        if self._knowledge is None:
+            return []
+        question = next((m.text for m in reversed(history) if m.role == "user"), None)
+        return await self._knowledge.relevant(question or "")
 
     async def _start_attempt(self, session: AsyncSession, conversation_id: int,
                              turn_order: int | None, history: list[Message]) -> Message | None:
@@ -263,13 +276,25 @@ class Agent:
         )
 
     async def _record_result(self, message_id: int, history: list[Message],
-                             result: ModelResult) -> None:
+                             result: ModelResult, *, offered: list[Offered] | None = None
+                             ) -> None:
         """Store the answer, queue its posts, and decide what comes next: ask staff, hand over,
         continue after tool errors, or give up when the turn reached a bound."""
+        cited: list[int] = []
+        if offered and result.text:
+            text, cited = cited_entries(result.text, {o.entry_id for o in offered})
+            result = replace(result, text=text or None)
         async with self._sessions() as session:
             message = await messages.get_message(session, message_id)
             conversation = await conversations.get_conversation(session, message.conversation_id)
             store_completion(message, result, status="success")
+            if offered:
+                message.meta = {**(message.meta or {}), "knowledge": {
+                    "offered": [o.entry_id for o in offered], "cited": cited}}
+            for entry_id in cited:
+                await knowledge.record_use(session, entry_id=entry_id,
+                                           conversation_id=conversation.id,
+                                           message_id=message.id)
             message.tool_calls = [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in result.tool_calls
             ] or None

@@ -12,7 +12,16 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.config import AppConfig
-from bot.listeners import actions, case_actions, commands, events, ratings, shortcuts, views
+from bot.listeners import (
+    actions,
+    case_actions,
+    commands,
+    events,
+    knowledge,
+    ratings,
+    shortcuts,
+    views,
+)
 from bot.listeners.middleware import clean_strings, log_event_id
 from bot.pipeline.worker import Worker
 from bot.toolkit import metrics
@@ -22,6 +31,7 @@ from bot.usecases.drafts import Drafts
 from bot.usecases.handoff import Handoff
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
+from bot.usecases.knowledge import Knowledge
 from bot.usecases.people import People
 from bot.usecases.ratings import Ratings
 from bot.usecases.reactions import Reactions
@@ -48,6 +58,7 @@ class ListenerParts:
     reactions: Reactions
     support_channel: SupportChannel
     ratings: Ratings | None = None
+    knowledge: Knowledge | None = None
 
 
 class MeasuredApp(AsyncApp):
@@ -97,8 +108,11 @@ def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
     case_actions.register(app, people=p.people, slack=p.slack, handoff=p.handoff,
                           staff_replies=p.staff_replies, drafts=p.drafts, worker=p.worker)
     commands.register(app, command_name=p.config.slack.command, people=p.people,
-                      handoff=p.handoff, worker=p.worker)
+                      handoff=p.handoff, worker=p.worker, knowledge=p.knowledge, slack=p.slack)
     shortcuts.register(app, people=p.people, slack=p.slack, cases=p.cases, handoff=p.handoff,
                        worker=p.worker)
     if p.ratings is not None:
         ratings.register(app, slack=p.slack, ratings=p.ratings, worker=p.worker)
+    if p.knowledge is not None:
+        knowledge.register(app, people=p.people, slack=p.slack, knowledge=p.knowledge,
+                           worker=p.worker)

@@ -111,3 +111,19 @@ class RatingButtonValue:
     def decode(cls, value: str) -> RatingButtonValue:
         rating_id, _, score = value.partition(":")
         return cls(int(rating_id), int(score))
+
+
+class KnowledgeAction(StrEnum):
+    """The buttons of a proposed knowledge entry; each carries the entry's id."""
+
+    save = "kb-save"
+    edit = "kb-edit"
+    discard = "kb-discard"
+
+
+class KnowledgeView(StrEnum):
+    edit_submit = "kb-edit-submit"
+    question_block = "kb-edit-question"
+    question_input = "kb-edit-question-text"
+    answer_block = "kb-edit-answer"
+    answer_input = "kb-edit-answer-text"
