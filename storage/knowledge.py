@@ -34,13 +34,28 @@ STOP_WORDS = frozenset(
     "a an and are as at be but by can could do does for from have how i if in is it its me "
     "my of on or please so that the this to was we what when where which who why will with "
     "would you your our us there any get".split())
-_SUFFIXES = ("ing", "ed", "es", "s")
+_VOWELS = set("aeiou")
 
 
 def stem(word: str) -> str:
-    for suffix in _SUFFIXES:
-        if len(word) > len(suffix) + 2 and word.endswith(suffix) and not word.endswith("ss"):
-            return word[:-len(suffix)]
+    """A crude English stem, enough to match plurals and verb forms: invoices, invoice and
+    invoiced, shipping and ships, arrives and arrive become one word."""
+    if len(word) <= 3:
+        return word
+    if word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "xes", "ches", "shes", "zes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[:-len(suffix)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in _VOWELS | {"l", "s"}:
+                word = word[:-1]
+            break
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
     return word
 
 
