@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.agent.model import ModelClient, ModelError
 from bot.config import AppConfig
 from storage import knowledge
+from storage.models import Message
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,34 @@ def cited_entries(text: str, offered_ids: set[int]) -> tuple[str, list[int]]:
     cited = [int(m) for m in CITATION.findall(text)]
     return (CITATION.sub("", text).strip(),
             list(dict.fromkeys(i for i in cited if i in offered_ids)))
+
+
+# Below this word-overlap with a saved entry's answer, a staff answer to a question close to the
+# entry's is flagged to staff as a possible contradiction.
+SAME_ANSWER = 0.5
+
+
+def conflict_key(conversation_id: int, entry_id: int) -> str:
+    """One flag per case and entry, whether raised at the answer or at the resolve."""
+    return f"kb-conflict:{conversation_id}:{entry_id}"
+
+
+def contradicts(staff_answer: str, entry_answer: str) -> bool:
+    return knowledge.lexical_score(staff_answer, entry_answer) < SAME_ANSWER
+
+
+def staff_answers_since_customer(history: list[Message]) -> list[str]:
+    """What staff answered (askHuman results by a person) after the customer's latest words."""
+    answers: list[str] = []
+    for message in history:
+        if message.role == "user":
+            answers = []
+        elif (message.role == "tool" and message.text
+              and (message.meta or {}).get("provider") == "human"
+              and message.tool_name == "askHuman"
+              and message.text not in answers):
+            answers.append(message.text)
+    return answers
 
 
 def distill_request(customer: str, staff: list[str]) -> list[dict[str, str]]:

@@ -25,7 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent import limits
 from bot.agent.context import build_model_messages
-from bot.agent.knowledge import KnowledgeBase, Offered, cited_entries, knowledge_context
+from bot.agent.knowledge import (
+    KnowledgeBase,
+    Offered,
+    cited_entries,
+    conflict_key,
+    contradicts,
+    knowledge_context,
+    staff_answers_since_customer,
+)
 from bot.agent.model import ModelClient, ModelError, ModelResult, ToolCall
 from bot.agent.tools import (
     ASK_HUMAN,
@@ -41,7 +49,7 @@ from bot.toolkit import texts
 from bot.toolkit.blocks import draft_blocks, human_request_blocks
 from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.due_times import request_due_times, working_time, working_zone
-from bot.toolkit.mrkdwn import to_mrkdwn
+from bot.toolkit.mrkdwn import neutralise_mentions, to_mrkdwn
 from bot.toolkit.posts import PostQueue, post_exists
 from storage import conversations, human_requests, knowledge, messages, work_items
 from storage.models import Conversation, Message, utcnow
@@ -295,6 +303,8 @@ class Agent:
                 await knowledge.record_use(session, entry_id=entry_id,
                                            conversation_id=conversation.id,
                                            message_id=message.id)
+            if offered:
+                await self._flag_contradictions(session, conversation, history, offered)
             message.tool_calls = [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in result.tool_calls
             ] or None
@@ -326,6 +336,19 @@ class Agent:
             if not self._config.channels.is_draft(conversation.channel_id):
                 await self._clear_holding_reaction(session, conversation, history)
             await session.commit()
+
+    async def _flag_contradictions(self, session: AsyncSession, conversation: Conversation,
+                                   history: list[Message], offered: list[Offered]) -> None:
+        """A staff answer to a question close to a saved entry that says something else is
+        shown in the case's thread: the entry may be out of date."""
+        for answer in staff_answers_since_customer(history):
+            for entry in offered:
+                if contradicts(answer, entry.answer):
+                    await self._posts.note_in_case_thread(
+                        session, conversation,
+                        texts.knowledge_conflict(entry.entry_id, entry.question, entry.answer,
+                                                 neutralise_mentions(answer)),
+                        key=conflict_key(conversation.id, entry.entry_id))
 
     async def _tool_error(self, session: AsyncSession, message: Message, call: ToolCall) -> None:
         """A tool result the model can recover from, marked as a tool error for the bounds."""

@@ -24,7 +24,13 @@ from datetime import UTC, datetime, time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.agent.knowledge import KnowledgeBase, distill_request, parse_distilled
+from bot.agent.knowledge import (
+    KnowledgeBase,
+    conflict_key,
+    contradicts,
+    distill_request,
+    parse_distilled,
+)
 from bot.agent.model import ModelClient, ModelError
 from bot.errors import BadCommand, StaleAction
 from bot.toolkit import texts
@@ -38,9 +44,6 @@ log = logging.getLogger(__name__)
 
 PROPOSE = "kb-propose"
 EMBED = "kb-embed"
-# Below this word-overlap with a saved entry's answer, a staff answer to the same question is
-# flagged as a possible contradiction.
-SAME_ANSWER = 0.5
 
 
 def proposal_key(entry_id: int) -> str:
@@ -143,13 +146,12 @@ class Knowledge:
             return
         for match in matches:
             saved = match.entry
-            if saved.id == entry.id or knowledge.lexical_score(
-                    entry.answer, saved.answer) >= SAME_ANSWER:
+            if saved.id == entry.id or not contradicts(entry.answer, saved.answer):
                 continue
             await self._posts.note_in_case_thread(
                 session, conversation,
                 texts.knowledge_conflict(saved.id, saved.question, saved.answer, entry.answer),
-                key=f"kb-conflict:{entry.id}:{saved.id}")
+                key=conflict_key(conversation.id, saved.id))
 
     # clicks ----------------------------------------------------------------------------------
     async def entry_words(self, entry_id: int) -> tuple[str, str]:

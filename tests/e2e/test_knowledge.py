@@ -13,10 +13,12 @@ from datetime import timedelta
 import pytest
 
 from bot.errors import StaleAction
+from bot.process.report import as_table, figures
 from bot.toolkit import texts
 from bot.toolkit.ids import KnowledgeAction, KnowledgeView
-from sandbox.model_server import Error, Reply
+from sandbox.model_server import Error, Reply, ToolCalls
 from storage.models import HumanRequest, KnowledgeEntry, KnowledgeUse, WorkItem, utcnow
+from storage.reports import build_report
 from tests.conftest import (
     CUSTOMER,
     CUSTOMERS,
@@ -25,6 +27,7 @@ from tests.conftest import (
     STAFF,
     STAFF_2,
     SUPPORT,
+    bot_posts,
 )
 from tests.e2e.helpers import all_rows, ephemerals_for
 
@@ -146,6 +149,14 @@ async def test_a_staff_answer_saved_as_knowledge_answers_the_next_customer(start
     assert len(await all_rows(bot, HumanRequest)) == asked_before + 1
 
     # `/handoff kb` shows it, and counts its use.
+    async with bot.services.sessions() as session:
+        report = await build_report(session, since=utcnow() - timedelta(hours=1))
+    assert [(e.entry_id, e.uses) for e in report.top_entries] == [(entry.id, 1)]
+    assert (report.conversations, report.without_person, report.from_knowledge) == (4, 1, 1)
+    assert sum(w.conversations for w in report.weeks) == 4
+    assert sum(w.without_person for w in report.weeks) == 1
+    assert figures(report)["top_entry_1_id"] == entry.id
+    assert "Answered from knowledge" in as_table(report)
     listed = await command(slack, "kb list")
     assert f"#{entry.id}" in listed and "used 1×" in listed
     shown = await command(slack, f"kb show {entry.id}")
@@ -268,3 +279,96 @@ async def test_model_failures_never_lose_a_turn_or_a_proposal(start, slack, mode
     answer = await slack.wait_for_message(OTHER_CUSTOMERS, thread_ts=ts)
     assert answer["text"] == "An answer without knowledge."
     assert "[kb:" not in system_prompt(model.requests[-1])
+
+
+async def test_a_staff_answer_contradicting_a_saved_entry_is_flagged(start, slack, model):
+    bot = await start(knowledge=LEXICAL)
+    _, post = await staff_answered_case(bot, slack)
+    await command(slack, "resolve 1")
+    card = await proposal(slack, post["ts"])
+    await bot.services.worker.idle()
+    await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
+                             action_id=KnowledgeAction.save)
+    await bot.services.worker.idle()
+    [entry] = await all_rows(bot, KnowledgeEntry)
+
+    # The model is given the entry but still asks staff, who now answer differently.
+    model.script(ToolCalls([("askHuman", {"question": "Can they still export to PDF?"})]))
+    _, post = await staff_answered_case(
+        bot, slack, channel=OTHER_CUSTOMERS, question=PARAPHRASE,
+        answer="PDF export was removed last week; invoices export as CSV only.")
+    flag = await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
+                                        predicate=lambda m: "contradict" in m["text"])
+    assert f"entry #{entry.id}" in flag["text"] and "CSV only" in flag["text"]
+    # Resolving that case proposes the new answer, and flags the entry once, not twice.
+    await command(slack, "resolve 2")
+    await proposal(slack, post["ts"])
+    await bot.services.worker.idle()
+    flags = [m for m in bot_posts(slack, SUPPORT, post["ts"]) if "contradict" in m["text"]]
+    assert len(flags) == 1
+
+    # An answer that agrees with the entry is not flagged.
+    model.script(ToolCalls([("askHuman", {"question": "PDF?"})]))
+    _, post = await staff_answered_case(
+        bot, slack, channel=OTHER_CUSTOMERS, question="How can I export invoices to PDF?",
+        answer="Open Billing, then Invoices, and click Download PDF.")
+    await bot.services.worker.idle()
+    assert not [m for m in bot_posts(slack, SUPPORT, post["ts"]) if "contradict" in m["text"]]
+
+
+async def test_a_crash_between_the_click_and_the_save_loses_nothing(start, slack, model):
+    bot = await start(knowledge=EMBEDDINGS)
+    _, post = await staff_answered_case(bot, slack)
+    # The worker dies just after the case is resolved: the proposal is still to be made.
+    await bot.services.worker.stop_now()
+    await command(slack, "resolve 1")
+    assert await all_rows(bot, KnowledgeEntry) == []
+    await bot.stop()
+    bot = await start(knowledge=EMBEDDINGS)  # the restart (or another replica) proposes it
+    card = await proposal(slack, post["ts"])
+    await bot.services.worker.idle()
+
+    # The worker dies again; the click is recorded before Slack hears back, with the work it
+    # causes (the embedding, the card's update) in the same transaction.
+    await bot.services.worker.stop_now()
+    result = await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
+                                      action_id=KnowledgeAction.save)
+    assert result.status == 200
+    [entry] = await all_rows(bot, KnowledgeEntry)
+    assert (entry.status, entry.saved_by, entry.embedding) == ("saved", STAFF, None)
+    assert "embed" in [w.kind.split("-")[-1] for w in await all_rows(bot, WorkItem)
+                       if w.status == "open"]
+    await bot.stop()
+
+    bot = await start(knowledge=EMBEDDINGS)
+    await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == card["ts"])
+    for _ in range(100):
+        await bot.services.worker.idle()
+        [entry] = await all_rows(bot, KnowledgeEntry)
+        if entry.embedding:
+            break
+        await asyncio.sleep(0.05)
+    assert entry.embedding and len(await all_rows(bot, KnowledgeEntry)) == 1
+    _, request = await answer_to(bot, slack, model, PARAPHRASE)
+    assert f"[kb:{entry.id}]" in system_prompt(request)
+    proposals = [m for m in bot_posts(slack, SUPPORT, post["ts"]) if "knowledge entry" in m["text"]]
+    assert len(proposals) == 1
+
+
+async def test_two_replicas_propose_once(start, slack, model):
+    first = await start(knowledge=LEXICAL)
+    _, post = await staff_answered_case(first, slack)
+    await first.services.worker.stop_now()
+    await command(slack, "resolve 1")
+    [item] = [w for w in await all_rows(first, WorkItem) if w.kind == "kb-propose"]
+    second = await start(knowledge=LEXICAL)
+    await second.services.worker.stop_now()
+    # Both replicas run the same item (a lease that expired under a slow replica).
+    await asyncio.gather(first.services.knowledge.propose(item),
+                         second.services.knowledge.propose(item))
+    assert len(await all_rows(first, KnowledgeEntry)) == 1
+    third = await start(knowledge=LEXICAL)
+    await proposal(slack, post["ts"])
+    await third.services.worker.idle()
+    assert len([m for m in bot_posts(slack, SUPPORT, post["ts"])
+                if "kb-save" in str(m.get("blocks"))]) == 1
