@@ -14,6 +14,7 @@ import litellm
 import pytest
 from openai import AsyncOpenAI
 
+from bot.agent.knowledge import Offered, distill_request, knowledge_context
 from bot.toolkit import texts
 from sandbox import offline_model
 from sandbox.hash_embeddings import cosine
@@ -187,3 +188,19 @@ def test_offline_model_follows_the_bots_instructions_and_never_repeats_them() ->
     for reply in (alone, cancelled, expired):
         assert "Sam" not in reply.text and "Our team says" not in reply.text
         assert "instruction" not in reply.text
+
+
+def test_offline_model_distills_and_uses_knowledge() -> None:
+    """The offline model proposes an entry from the distill request and, given entries, answers
+    with the closest one and cites it (issue 16)."""
+    step = offline_model.respond({"messages": distill_request(
+        "How do I export invoices?\nthanks", ["Billing, then Invoices.", "Click PDF."])})
+    assert json.loads(step.text) == {"question": "How do I export invoices?",
+                                     "answer": "Billing, then Invoices. Click PDF."}
+    context = knowledge_context([Offered(7, "Export invoices?", "Billing → Invoices.\nPDF.", 0.9),
+                                 Offered(9, "Other?", "Other answer.", 0.6)])
+    step = offline_model.respond({"messages": [
+        {"role": "system", "content": "Be nice.\n\n" + context},
+        {"role": "user", "content": "can I export invoices"}],
+        "tools": [{"type": "function", "function": {"name": "askHuman"}}]})
+    assert step.text == "Billing → Invoices.\nPDF. [kb:7]"
