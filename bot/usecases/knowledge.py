@@ -166,13 +166,16 @@ class Knowledge:
         """Save a proposal (with the staff member's corrections); the case's id."""
         async with self._sessions() as session:
             entry = await self._entry(session, entry_id)
-            edited = (question is not None and answer is not None
-                      and (question.strip(), answer.strip()) != (entry.question, entry.answer))
-            if edited and entry.status == "saved":  # the modal of `kb edit` on a saved entry
+            words_given = question is not None and answer is not None
+            edited = words_given and (question or "", answer or "") != (entry.question,
+                                                                        entry.answer)
+            if words_given and entry.status == "saved":  # the modal of `kb edit`
+                if not edited:
+                    return entry.conversation_id or 0
                 return await self._edit_saved(session, entry, question or "", answer or "")
             if edited:
-                await knowledge.edit(session, entry_id, question=(question or "").strip(),
-                                     answer=(answer or "").strip())
+                await knowledge.edit(session, entry_id, question=question or "",
+                                     answer=answer or "")
             if not await knowledge.change_status(session, entry_id, from_statuses=("proposed",),
                                                  to="saved", by=user_id, by_name=name):
                 await session.rollback()
@@ -196,8 +199,7 @@ class Knowledge:
 
     async def _edit_saved(self, session: AsyncSession, entry: KnowledgeEntry, question: str,
                           answer: str) -> int:
-        if not await knowledge.edit(session, entry.id, question=question.strip(),
-                                    answer=answer.strip()):
+        if not await knowledge.edit(session, entry.id, question=question, answer=answer):
             await session.rollback()
             raise StaleAction(await self._not_pending(entry.id))
         await session.refresh(entry)

@@ -11,13 +11,21 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bot.errors import StaleAction
 from bot.process.report import as_table, figures
 from bot.toolkit import texts
-from bot.toolkit.ids import KnowledgeAction, KnowledgeView
+from bot.toolkit.ids import CaseAction, KnowledgeAction, KnowledgeView
 from sandbox.model_server import Error, Reply, ToolCalls
-from storage.models import HumanRequest, KnowledgeEntry, KnowledgeUse, WorkItem, utcnow
+from storage.models import (
+    EmbeddingCache,
+    HumanRequest,
+    KnowledgeEntry,
+    KnowledgeUse,
+    WorkItem,
+    utcnow,
+)
 from storage.reports import build_report
 from tests.conftest import (
     CUSTOMER,
@@ -184,7 +192,9 @@ async def test_discarded_and_expired_entries_are_never_used(start, slack, model)
     # A second case, saved, then expired: not used once its date has passed.
     _, post = await staff_answered_case(bot, slack, channel=CUSTOMERS,
                                         question="How do I download my invoices in PDF?")
-    await command(slack, "resolve 3")
+    # Resolved with the case card's button this time.
+    await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
+                             action_id=CaseAction.resolve)
     card = await proposal(slack, post["ts"])
     await bot.services.worker.idle()
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
@@ -372,3 +382,31 @@ async def test_two_replicas_propose_once(start, slack, model):
     await third.services.worker.idle()
     assert len([m for m in bot_posts(slack, SUPPORT, post["ts"])
                 if "kb-save" in str(m.get("blocks"))]) == 1
+
+
+async def test_the_embeddings_router_keeps_its_example_vectors_in_the_database(start, slack,
+                                                                                model,
+                                                                                tmp_path):
+    examples = tmp_path / "examples.yaml"
+    examples.write_text("- {text: 'speak to a manager now', route: human}\n"
+                        "- {text: 'what are your opening hours', route: bot}\n")
+    routing = {"router": "embeddings", "examples_file": str(examples),
+               "embedding_model": "openai/router-embedding"}
+    bot = await start(routing=routing, knowledge={"enabled": True})
+    # The knowledge base uses the router's embedding model when none is set.
+    assert bot.services.config.knowledge_embedding_model == "openai/router-embedding"
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "what are your opening hours today")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
+    await bot.services.worker.idle()
+    async with bot.services.sessions() as session:
+        stored = (await session.execute(select(EmbeddingCache))).scalars().all()
+    assert {row.model for row in stored} == {"openai/router-embedding"} and len(stored) == 2
+    await bot.stop()
+
+    # A restarted process (or another replica) reads them: it embeds only the message.
+    requests_before = len(model.embedding_requests)
+    bot = await start(routing=routing, knowledge={"enabled": True})
+    ts = await slack.user_posts(OTHER_CUSTOMERS, CUSTOMER, "when do you open")
+    await slack.wait_for_message(OTHER_CUSTOMERS, thread_ts=ts)
+    inputs = [r["input"] for r in model.embedding_requests[requests_before:]]
+    assert inputs == [["when do you open"]]
