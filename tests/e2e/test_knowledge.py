@@ -410,3 +410,29 @@ async def test_the_embeddings_router_keeps_its_example_vectors_in_the_database(s
     await slack.wait_for_message(OTHER_CUSTOMERS, thread_ts=ts)
     inputs = [r["input"] for r in model.embedding_requests[requests_before:]]
     assert inputs == [["when do you open"]]
+
+
+async def test_slack_refusing_posts_delays_the_proposal_and_its_update_but_never_doubles(
+        start, slack, model):
+    bot = await start(knowledge=LEXICAL)
+    _, post = await staff_answered_case(bot, slack)
+    slack.fail_next("chat.postMessage", error="ratelimited", retry_after=1, times=2)
+    await command(slack, "resolve 1")
+    card = await proposal(slack, post["ts"])
+    # Slack carries out the card's update but its answer is lost: it is not sent twice.
+    slack.fail_next("chat.update", error="internal_error", status=500, after_accept=True)
+    await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
+                             action_id=KnowledgeAction.save)
+    for _ in range(100):  # the outbox retries the update (its Retry-After)
+        await bot.services.worker.idle()
+        if len([c for c in slack.calls_to("chat.update")
+                if c.params.get("ts") == card["ts"]]) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    updated = next(m for m in slack.messages(SUPPORT) if m["ts"] == card["ts"])
+    assert "saved knowledge entry" in updated["text"]
+    proposals = [m for m in bot_posts(slack, SUPPORT, post["ts"])
+                 if "knowledge entry #1" in m["text"]]
+    assert len(proposals) == 1
+    [entry] = await all_rows(bot, KnowledgeEntry)
+    assert entry.status == "saved"
