@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.agent.model import ModelClient, ModelError
+from bot.agent.model import ModelClient, ModelError, ModelResult
 from bot.config import AppConfig
 from storage import knowledge
 from storage.models import Message
@@ -41,6 +41,14 @@ class Offered:
     question: str
     answer: str
     score: float
+
+
+@dataclass(frozen=True)
+class Found:
+    """The entries for a question, and the embedding call that placed it (tokens, cost)."""
+
+    offered: list[Offered]
+    usage: ModelResult | None = None
 
 
 def knowledge_context(offered: list[Offered]) -> str:
@@ -138,35 +146,50 @@ class KnowledgeBase:
         """The text's embedding; None in lexical mode. ModelError when the model fails."""
         if self._embedding_model is None:
             return None
-        [vector] = await self._model.embed([text], model=self._embedding_model)
-        return [float(x) for x in vector]
+        vector, _ = await self.embed_measured(text)
+        return vector
+
+    async def embed_measured(self, text: str) -> tuple[list[float] | None, ModelResult | None]:
+        """The embedding and the call's tokens and cost (None, None in lexical mode)."""
+        if self._embedding_model is None:
+            return None, None
+        [vector], usage = await self._model.embed_measured([text], model=self._embedding_model)
+        return [float(x) for x in vector], usage
 
     async def closest(self, session: AsyncSession, question: str, *,
                       limit: int | None = None) -> list[knowledge.Match]:
         """Saved, unexpired entries above the threshold, best first (may raise)."""
+        matches, _ = await self.closest_measured(session, question, limit=limit)
+        return matches
+
+    async def closest_measured(self, session: AsyncSession, question: str, *,
+                               limit: int | None = None
+                               ) -> tuple[list[knowledge.Match], ModelResult | None]:
+        """`closest`, and the embedding call's tokens and cost when one was made."""
         limit = limit or self._settings.max_entries
         if not question.strip() or not await knowledge.has_usable(session):
-            return []
+            return [], None
         if self._embedding_model is None:
             return await knowledge.closest_by_words(session, question,
-                                                    threshold=self.threshold, limit=limit)
-        vector = await self.embed(question)
+                                                    threshold=self.threshold,
+                                                    limit=limit), None
+        vector, usage = await self.embed_measured(question)
         return await knowledge.closest_by_embedding(
             session, vector or [], model=self._embedding_model, threshold=self.threshold,
-            limit=limit)
+            limit=limit), usage
 
-    async def relevant(self, question: str) -> list[Offered]:
+    async def relevant(self, question: str) -> Found:
         """The entries to give the model; none when disabled or anything fails."""
         if not self.enabled:
-            return []
+            return Found([])
         try:
             async with self._sessions() as session:
-                matches = await self.closest(session, question)
+                matches, usage = await self.closest_measured(session, question)
         except ModelError as error:
             log.warning("knowledge: the embedding model failed, answering without: %s", error)
-            return []
-        except Exception:
+            return Found([])
+        except Exception:  # knowledge is a bonus, never the turn's failure
             log.exception("knowledge: finding entries failed, answering without")
-            return []
-        return [Offered(m.entry.id, m.entry.question, m.entry.answer, m.score)
-                for m in matches]
+            return Found([])
+        return Found([Offered(m.entry.id, m.entry.question, m.entry.answer, m.score)
+                      for m in matches], usage)

@@ -201,11 +201,27 @@ class Agent:
             pending = next_pending
 
     async def _knowledge_for(self, history: list[Message]) -> list[Offered]:
-        """Saved entries close to the customer's latest question (none on any failure)."""
+        """Saved entries close to the customer's latest question (none on any failure); the
+        embedding call is measured on that message, as a router's is."""
         if self._knowledge is None:
             return []
-        question = next((m.text for m in reversed(history) if m.role == "user"), None)
-        return await self._knowledge.relevant(question or "")
+        customer = next((m for m in reversed(history) if m.role == "user"), None)
+        if customer is None:
+            return []
+        found = await self._knowledge.relevant(customer.text or "")
+        if found.usage is not None:
+            await self._add_usage(customer.id, found.usage)
+        return found.offered
+
+    async def _add_usage(self, message_id: int, usage: ModelResult) -> None:
+        async with self._sessions() as session:
+            message = await messages.get_message(session, message_id)
+            message.model = message.model or usage.model
+            message.prompt_tokens = (message.prompt_tokens or 0) + (usage.prompt_tokens or 0)
+            message.completion_tokens = ((message.completion_tokens or 0)
+                                         + (usage.completion_tokens or 0))
+            message.cost_usd = (message.cost_usd or 0.0) + (usage.cost_usd or 0.0)
+            await session.commit()
 
     async def _start_attempt(self, session: AsyncSession, conversation_id: int,
                              turn_order: int | None, history: list[Message]) -> Message | None:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.errors import StaleAction
+from bot.pipeline.worker import LEASE
 from bot.process.report import as_table, figures
 from bot.toolkit import texts
 from bot.toolkit.ids import CaseAction, KnowledgeAction, KnowledgeView
@@ -72,9 +73,9 @@ async def staff_answered_case(bot, slack, channel=CUSTOMERS, question=QUESTION,
     return ts, post
 
 
-async def proposal(slack, root_ts):
+async def proposal(slack, root_ts, *, timeout=10.0):
     return await slack.wait_for_message(
-        SUPPORT, thread_ts=root_ts,
+        SUPPORT, thread_ts=root_ts, timeout=timeout,
         predicate=lambda m: "kb-save" in str(m.get("blocks")))
 
 
@@ -334,8 +335,10 @@ async def test_a_crash_between_the_click_and_the_save_loses_nothing(start, slack
     await command(slack, "resolve 1")
     assert await all_rows(bot, KnowledgeEntry) == []
     await bot.stop()
-    bot = await start(knowledge=EMBEDDINGS)  # the restart (or another replica) proposes it
-    card = await proposal(slack, post["ts"])
+    # The restart (or another replica) proposes it, once the dead worker's lease on the case
+    # has expired (up to `worker.LEASE`).
+    bot = await start(knowledge=EMBEDDINGS)
+    card = await proposal(slack, post["ts"], timeout=LEASE.total_seconds() + 15)
     await bot.services.worker.idle()
 
     # The worker dies again; the click is recorded before Slack hears back, with the work it
@@ -351,8 +354,9 @@ async def test_a_crash_between_the_click_and_the_save_loses_nothing(start, slack
     await bot.stop()
 
     bot = await start(knowledge=EMBEDDINGS)
-    await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == card["ts"])
-    for _ in range(100):
+    await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == card["ts"],
+                              timeout=LEASE.total_seconds() + 15)
+    for _ in range(400):
         await bot.services.worker.idle()
         [entry] = await all_rows(bot, KnowledgeEntry)
         if entry.embedding:
@@ -378,7 +382,7 @@ async def test_two_replicas_propose_once(start, slack, model):
                          second.services.knowledge.propose(item))
     assert len(await all_rows(first, KnowledgeEntry)) == 1
     third = await start(knowledge=LEXICAL)
-    await proposal(slack, post["ts"])
+    await proposal(slack, post["ts"], timeout=LEASE.total_seconds() + 15)
     await third.services.worker.idle()
     assert len([m for m in bot_posts(slack, SUPPORT, post["ts"])
                 if "kb-save" in str(m.get("blocks"))]) == 1
