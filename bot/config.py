@@ -370,6 +370,22 @@ class HomeSettings(_Section):
         if duration <= timedelta(0):
             raise ValueError("must be positive")
         return duration
+class KnowledgeSettings(_Section):
+    """Knowledge learnt from staff: entries proposed on resolve, saved by staff, given to the
+    model before it answers."""
+
+    enabled: bool = False
+    # The litellm embedding model that places questions; unset: the embeddings router's model
+    # when `routing.router` is `embeddings`, else `lexical` (the databases' full-text search).
+    embedding_model: str | None = None
+    # How close (cosine, 0..1) an entry's question must be to the customer's to be given.
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    max_entries: int = Field(default=3, ge=1, le=20)
+
+    @field_validator("embedding_model", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return value or None
 
 
 class AccountSettings(_Section):
@@ -406,10 +422,21 @@ class AppConfig(_Section):
     logging: LoggingSettings = LoggingSettings()
     ratings: RatingSettings = RatingSettings()
     home: HomeSettings = HomeSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
     # Customer channel id -> its account (name, tier, notes).
     accounts: dict[str, AccountSettings] = {}
     metrics: MetricsSettings = MetricsSettings()
     log_level: str = "INFO"
+
+    @property
+    def knowledge_embedding_model(self) -> str | None:
+        """The model that embeds knowledge entries; None: lexical search."""
+        chosen = self.knowledge.embedding_model
+        if chosen == "lexical":
+            return None
+        if chosen is None and self.routing.router == "embeddings":
+            return self.routing.embedding_model
+        return chosen
 
     @property
     def worker_concurrency(self) -> int:

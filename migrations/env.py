@@ -22,6 +22,13 @@ def _drop_empty_revisions(context_: Any, _revision: Any, directives: list[Any]) 
             directives[:] = []
 
 
+def _not_full_text(obj: Any, name: str | None, type_: str, reflected: bool,
+                   compare_to: Any) -> bool:
+    """The full-text search objects (an FTS5 table, a GIN expression index) live outside the
+    models: autogenerate leaves them alone."""
+    return not (name or "").startswith("knowledge_fts")
+
+
 def _configure(connection: Any) -> None:
     context.configure(
         connection=connection,
@@ -29,6 +36,7 @@ def _configure(connection: Any) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         process_revision_directives=_drop_empty_revisions,
         compare_type=True,
+        include_object=_not_full_text,
     )
     with context.begin_transaction():
         context.run_migrations()

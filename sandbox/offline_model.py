@@ -25,6 +25,13 @@
    use as it is or edit.
 5. Otherwise -> a polite generic answer that lists what it can help with.
 
+Before all of these, two requests of the knowledge loop (issue 16):
+- a request to distill a knowledge entry (its system prompt asks for "entries for a support
+  team's knowledge base") -> JSON `{"question": <the customer's first line>, "answer": <what
+  staff answered>}`;
+- a customer question whose system prompt lists saved knowledge entries (`[kb:N] Q: ... A: ...`,
+  closest first) -> the first entry's answer, cited with its tag `[kb:N]`.
+
 Slack mentions (`<@U123>`) are removed from the customer's text first.
 """
 
@@ -186,11 +193,31 @@ def guess(question: str) -> str | None:
         if any(re.search(rf"\b{re.escape(k)}", lowered) for k in keywords):
             return answer
     return None
+DISTILL_MARKER = "entries for a support team's knowledge base"
+KNOWLEDGE_ENTRY = re.compile(r"^\[kb:(\d+)\] Q: .*?\nA: (.*?)(?=\n\n\[kb:|\Z)",
+                             re.MULTILINE | re.DOTALL)
+
+
+def system_text(messages: list[dict[str, Any]]) -> str:
+    return "\n\n".join(text_of(m.get("content")) for m in messages if m.get("role") == "system")
+
+
+def distilled_entry(messages: list[dict[str, Any]]) -> Reply:
+    """A knowledge entry from the distill request: the customer's words, the staff's answer."""
+    asked = text_of(messages[-1].get("content")) if messages else ""
+    customer, _, staff = asked.partition("\n\nStaff answered:\n")
+    question = customer.removeprefix("Customer asked:\n").strip().splitlines() or [""]
+    answer = " ".join(line.removeprefix("- ").strip() for line in staff.splitlines())
+    return Reply(json.dumps({"question": MENTION.sub("", question[0]).strip(),
+                             "answer": answer.strip()}))
 
 
 def respond(request: dict[str, Any]) -> Reply | ToolCalls:
     """The offline model's answer to one chat completion request (see the module doc)."""
     messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+    system = system_text(messages)
+    if DISTILL_MARKER in system:
+        return distilled_entry(messages)
     tools = offered_tools(request)
     results = recent_tool_results(messages)
     question = ""
@@ -212,6 +239,9 @@ def respond(request: dict[str, Any]) -> Reply | ToolCalls:
         if outcomes:  # answer on our own: what we know, or the generic answer
             return Reply(faq_answer(question) or GENERIC)
         return Reply("Here is what I found: " + " ".join(text for _, text in results))
+    entry = KNOWLEDGE_ENTRY.search(system)
+    if entry:
+        return Reply(f"{entry.group(2).strip()} [kb:{entry.group(1)}]")
     if "transferToHuman" in tools and WANTS_PERSON.search(question):
         return ToolCalls([("transferToHuman",
                            {"reason": f"The customer asked to talk to a person: \"{short}\""})])

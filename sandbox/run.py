@@ -27,6 +27,7 @@ from bot.config import (
     ChannelSettings,
     DatabaseSettings,
     HttpSettings,
+    KnowledgeSettings,
     RoutingSettings,
     SlackSettings,
     StaffSettings,
@@ -44,6 +45,7 @@ SANDBOX_DATABASE_URL = "sqlite:///sandbox.db"
 OFFLINE_MODEL = "openai/sandbox-offline"
 STREAM_DEMO_BUFFER = 24  # characters per streamed append with the offline model
 OFFLINE_CHUNK_DELAY = 0.03  # seconds between the offline model's streamed words
+OFFLINE_EMBEDDING_MODEL = "openai/sandbox-embedding"
 # Short timers, so that a reminder or a holding notice shows up while someone watches; the
 # demo team is always open (no business hours). Other timer settings come from app.yaml.
 DEMO_TIMERS: dict[str, object] = {
@@ -93,7 +95,13 @@ def sandbox_config(config: AppConfig, *, emulator: SlackEmulator, database_url: 
     `model_base_url` set means the offline model server answers instead of `llm.model`."""
     llm = config.llm
     routing = config.routing
+    knowledge = config.knowledge
     if model_base_url is not None:
+        # The offline loop of issue 16: the offline model distills and uses entries, the model
+        # server embeds (a hashed bag of words).
+        knowledge = KnowledgeSettings(enabled=True, embedding_model=OFFLINE_EMBEDDING_MODEL,
+                                      threshold=knowledge.threshold,
+                                      max_entries=knowledge.max_entries)
         llm = llm.model_copy(update={"model": OFFLINE_MODEL, "api_base": model_base_url,
                                      "api_key": type(llm.api_key)("sandbox-offline")})
         routing = RoutingSettings(router="tool")  # the offline model only knows the tool
@@ -113,6 +121,7 @@ def sandbox_config(config: AppConfig, *, emulator: SlackEmulator, database_url: 
         "staff": StaffSettings(note_prefix=config.staff.note_prefix),
         "llm": llm,
         "routing": routing,
+        "knowledge": knowledge,
         "database": DatabaseSettings(url=database_url),
         "timers": demo_timers(config.timers),
         # The page shows a Home tab refreshed within a second of a change.

@@ -327,3 +327,62 @@ class HomeChange(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class KnowledgeEntry(Base):
+    """A question and its answer learnt from staff: proposed when a case is resolved, used by
+    the model only once a staff member saved it (and until it is retired or expires)."""
+
+    __tablename__ = "knowledge_entries"
+    __table_args__ = (UniqueConstraint("source_key", name="uq_knowledge_entries_source_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    # proposed | saved | discarded | retired
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    # The case it was learnt from (None once that case is deleted, or for entries typed in).
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
+    # One proposal per resolution of a case: replicas and retries insert nothing more.
+    source_key: Mapped[str] = mapped_column(String(100))
+    saved_by: Mapped[str | None] = mapped_column(String(32))
+    saved_by_name: Mapped[str | None] = mapped_column(String(200))
+    saved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Who discarded or retired it, last.
+    closed_by: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The question's embedding (a JSON list of floats) and the model that made it; None in
+    # lexical mode or until the worker computed it.
+    embedding: Mapped[list[Any] | None] = mapped_column(JSON)
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class KnowledgeUse(Base):
+    """An entry the model cited in an answer: which case, which answer."""
+
+    __tablename__ = "knowledge_uses"
+    __table_args__ = (UniqueConstraint("entry_id", "message_id",
+                                       name="uq_knowledge_uses_entry_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("knowledge_entries.id", ondelete="CASCADE"),
+                                          index=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class EmbeddingCache(Base):
+    """Embeddings of fixed texts (the embeddings router's examples), per model, so that each is
+    computed once for every process and replica."""
+
+    __tablename__ = "embedding_cache"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -10,6 +10,11 @@ the customer, counted from the conversation's start; *resolution* is when it was
 and the customers' clicks (3 good, 2 OK, 1 bad); the average is over the given ratings.
 *Answer feedback* is the 👍/👎 clicks on bot answers made in the period, per week (by click time).
 Percentiles use the nearest-rank method (p90 of 10 values is the 9th).
+
+*Without a person*, per week (weeks start on Monday, UTC, by when the case was opened) is the
+share of conversations that did not need a person: the number a support lead watches to see
+the bot learn. *Knowledge*: the cases where the model cited a saved entry, and the entries
+cited most in the period (`storage.knowledge`).
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import knowledge
 from storage.models import (
     AnswerFeedback,
     AssignmentChange,
     Conversation,
     HumanRequest,
+    KnowledgeUse,
     Message,
     Rating,
     utcnow,
@@ -50,6 +57,13 @@ class CaseFigures:
     unpriced_calls: int = 0
     ratings_asked: int = 0
     scores: list[int] = field(default_factory=list)
+    from_knowledge: bool = False
+
+    @property
+    def week(self) -> date:
+        """The Monday (UTC) of the week the case was opened in."""
+        day = self.opened_at.date()
+        return day - timedelta(days=day.weekday())
 
     @property
     def needed_person(self) -> bool:
@@ -85,6 +99,26 @@ class Spread:
         return cls(len(ordered), float(statistics.median(ordered)), float(ordered[rank - 1]))
 
 
+@dataclass(frozen=True)
+class Week:
+    """The cases opened in one week (starting Monday) and how many needed no person."""
+
+    starts: date
+    conversations: int
+    without_person: int
+
+    @property
+    def without_person_share(self) -> float | None:
+        return self.without_person / self.conversations if self.conversations else None
+
+
+@dataclass(frozen=True)
+class EntryUses:
+    entry_id: int
+    question: str
+    uses: int
+
+
 @dataclass
 class FeedbackWeek:
     """👍/👎 clicks on bot answers in one week (Monday 00:00 UTC onwards)."""
@@ -109,6 +143,26 @@ class Report:
     @property
     def feedback_down(self) -> int:
         return sum(week.down for week in self.feedback_weeks)
+    # The knowledge entries the model cited most in the period, most first.
+    top_entries: list[EntryUses] = field(default_factory=list)
+
+    @property
+    def without_person(self) -> int:
+        return self.conversations - self.needed_person
+
+    @property
+    def weeks(self) -> list[Week]:
+        """Per week, oldest first: conversations and those answered without a person."""
+        weeks: dict[date, list[CaseFigures]] = {}
+        for case in self.cases:
+            weeks.setdefault(case.week, []).append(case)
+        return [Week(starts, len(cases), sum(1 for c in cases if not c.needed_person))
+                for starts, cases in sorted(weeks.items())]
+
+    @property
+    def from_knowledge(self) -> int:
+        """Cases where the model cited a saved knowledge entry."""
+        return self._count("from_knowledge")
 
     @property
     def conversations(self) -> int:
@@ -216,6 +270,8 @@ async def build_report(session: AsyncSession, *, since: datetime,
              for row in rows}
     report = Report(since=since, until=until, cases=list(cases.values()),
                     feedback_weeks=await _feedback_weeks(session, since, until))
+    report.top_entries = [EntryUses(*row) for row in await knowledge.top_used(
+        session, since=since, until=until)]
     if not cases:
         return report
     ids = list(cases)
@@ -262,6 +318,10 @@ async def build_report(session: AsyncSession, *, since: datetime,
                 case.unpriced_calls += 1
             else:
                 case.cost_usd += cost
+        cited = await session.execute(
+            select(KnowledgeUse.conversation_id).where(KnowledgeUse.conversation_id.in_(chunk)))
+        for (conversation_id,) in cited:
+            cases[conversation_id].from_knowledge = True
         prompts = await session.execute(
             select(Rating.conversation_id, Rating.score)
             .where(Rating.conversation_id.in_(chunk)))

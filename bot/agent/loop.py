@@ -26,6 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent import limits
 from bot.agent.context import build_model_messages
+from bot.agent.knowledge import (
+    KnowledgeBase,
+    Offered,
+    cited_entries,
+    conflict_key,
+    contradicts,
+    knowledge_context,
+    staff_answers_since_customer,
+)
 from bot.agent.model import ModelClient, ModelError, ModelResult, ToolCall
 from bot.agent.tools import (
     ASK_HUMAN,
@@ -42,9 +51,9 @@ from bot.toolkit import texts
 from bot.toolkit.blocks import draft_blocks, human_request_blocks
 from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.due_times import request_due_times, working_time, working_zone
-from bot.toolkit.mrkdwn import to_mrkdwn
+from bot.toolkit.mrkdwn import neutralise_mentions, to_mrkdwn
 from bot.toolkit.posts import PostQueue, Streamed, post_exists
-from storage import conversations, human_requests, messages, work_items
+from storage import conversations, human_requests, knowledge, messages, work_items
 from storage.models import Conversation, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -108,9 +117,11 @@ def latest_customer_ts(history: list[Message]) -> str | None:
 class Agent:
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
                  model: ModelClient, posts: PostQueue, handover: Handover, *,
-                 router: Router | None = None, streams: AnswerStreams | None = None) -> None:
+                 router: Router | None = None, streams: AnswerStreams | None = None,
+                 knowledge_base: KnowledgeBase | None = None) -> None:
         self._config = config
         self._streams = streams
+        self._knowledge = knowledge_base
         self._sessions = sessions
         self._model = model
         self._posts = posts
@@ -192,6 +203,9 @@ class Agent:
         system_prompt = self._config.llm.system_prompt
         if structured:
             system_prompt += "\n\n" + STRUCTURED_INSTRUCTIONS
+        offered = await self._knowledge_for(history)
+        if offered:
+            system_prompt += "\n\n" + knowledge_context(offered)
         prompt = build_model_messages(history, system_prompt=system_prompt,
                                       budget_tokens=self._config.llm.context_tokens)
         extra: dict[str, Any] = {"response_format": {"type": "json_object"}} if structured else {}
@@ -220,7 +234,8 @@ class Agent:
                     return
             if result.usable:
                 await self._record_result(pending.id, history, result,
-                                          live.finish() if live is not None else None)
+                                          live.finish() if live is not None else None,
+                                          offered=offered)
                 return
             log.warning("unusable model answer for conversation %s (try %s)",
                         conversation_id, attempts)
@@ -229,6 +244,29 @@ class Agent:
             if next_pending is None:
                 return
             pending = next_pending
+
+    async def _knowledge_for(self, history: list[Message]) -> list[Offered]:
+        """Saved entries close to the customer's latest question (none on any failure); the
+        embedding call is measured on that message, as a router's is."""
+        if self._knowledge is None:
+            return []
+        customer = next((m for m in reversed(history) if m.role == "user"), None)
+        if customer is None:
+            return []
+        found = await self._knowledge.relevant(customer.text or "")
+        if found.usage is not None:
+            await self._add_usage(customer.id, found.usage)
+        return found.offered
+
+    async def _add_usage(self, message_id: int, usage: ModelResult) -> None:
+        async with self._sessions() as session:
+            message = await messages.get_message(session, message_id)
+            message.model = message.model or usage.model
+            message.prompt_tokens = (message.prompt_tokens or 0) + (usage.prompt_tokens or 0)
+            message.completion_tokens = ((message.completion_tokens or 0)
+                                         + (usage.completion_tokens or 0))
+            message.cost_usd = (message.cost_usd or 0.0) + (usage.cost_usd or 0.0)
+            await session.commit()
 
     async def _start_attempt(self, session: AsyncSession, conversation_id: int,
                              turn_order: int | None, history: list[Message]) -> Message | None:
@@ -307,13 +345,27 @@ class Agent:
         )
 
     async def _record_result(self, message_id: int, history: list[Message],
-                             result: ModelResult, streamed: Streamed | None = None) -> None:
+                             result: ModelResult, streamed: Streamed | None = None, *,
+                             offered: list[Offered] | None = None) -> None:
         """Store the answer, queue its posts, and decide what comes next: ask staff, hand over,
         continue after tool errors, or give up when the turn reached a bound."""
+        cited: list[int] = []
+        if offered and result.text:
+            text, cited = cited_entries(result.text, {o.entry_id for o in offered})
+            result = replace(result, text=text or None)
         async with self._sessions() as session:
             message = await messages.get_message(session, message_id)
             conversation = await conversations.get_conversation(session, message.conversation_id)
             store_completion(message, result, status="success")
+            if offered:
+                message.meta = {**(message.meta or {}), "knowledge": {
+                    "offered": [o.entry_id for o in offered], "cited": cited}}
+            for entry_id in cited:
+                await knowledge.record_use(session, entry_id=entry_id,
+                                           conversation_id=conversation.id,
+                                           message_id=message.id)
+            if offered:
+                await self._flag_contradictions(session, conversation, history, offered)
             message.tool_calls = [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in result.tool_calls
             ] or None
@@ -346,6 +398,19 @@ class Agent:
             if not self._config.channels.is_draft(conversation.channel_id):
                 await self._clear_holding_reaction(session, conversation, history)
             await session.commit()
+
+    async def _flag_contradictions(self, session: AsyncSession, conversation: Conversation,
+                                   history: list[Message], offered: list[Offered]) -> None:
+        """A staff answer to a question close to a saved entry that says something else is
+        shown in the case's thread: the entry may be out of date."""
+        for answer in staff_answers_since_customer(history):
+            for entry in offered:
+                if contradicts(answer, entry.answer):
+                    await self._posts.note_in_case_thread(
+                        session, conversation,
+                        texts.knowledge_conflict(entry.entry_id, entry.question, entry.answer,
+                                                 neutralise_mentions(answer)),
+                        key=conflict_key(conversation.id, entry.entry_id))
 
     async def _tool_error(self, session: AsyncSession, message: Message, call: ToolCall) -> None:
         """A tool result the model can recover from, marked as a tool error for the bounds."""

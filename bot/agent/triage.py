@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent.model import ModelClient, ModelError, ModelResult
 from bot.config import AppConfig, ConfigError
+from storage import knowledge
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +115,49 @@ class EmbeddingsRouter:
     name = "embeddings"
 
     def __init__(self, model: ModelClient, *, embedding_model: str, examples_file: str,
-                 threshold: float) -> None:
+                 threshold: float,
+                 sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
         self._model = model
+        self._sessions = sessions
         self._embedding_model = embedding_model
         self._examples = load_examples(examples_file)
         self._threshold = threshold
         self._vectors: list[list[float]] | None = None
 
     async def _example_vectors(self) -> list[list[float]]:
+        """The examples' embeddings: from the database's embedding store (the one knowledge
+        entries use), computed and stored once for every process when missing."""
         if self._vectors is None:
-            self._vectors = await self._model.embed([t for t, _ in self._examples],
-                                                    model=self._embedding_model)
+            texts = [t for t, _ in self._examples]
+            stored = await self._stored(texts)
+            missing = [t for t in dict.fromkeys(texts) if t not in stored]
+            if missing:
+                computed = await self._model.embed(missing, model=self._embedding_model)
+                fresh = dict(zip(missing, computed, strict=True))
+                await self._store(fresh)
+                stored.update(fresh)
+            self._vectors = [stored[t] for t in texts]
         return self._vectors
+
+    async def _stored(self, texts: list[str]) -> dict[str, list[float]]:
+        if self._sessions is None:
+            return {}
+        try:
+            async with self._sessions() as session:
+                return await knowledge.cached_embeddings(session, self._embedding_model, texts)
+        except Exception:
+            log.warning("embeddings router: cannot read stored embeddings", exc_info=True)
+            return {}
+
+    async def _store(self, vectors: dict[str, list[float]]) -> None:
+        if self._sessions is None:
+            return
+        try:
+            async with self._sessions() as session:
+                await knowledge.cache_embeddings(session, self._embedding_model, vectors)
+                await session.commit()
+        except Exception:
+            log.warning("embeddings router: cannot store embeddings", exc_info=True)
 
     async def decide(self, text: str) -> RouteDecision:
         try:
@@ -143,7 +176,8 @@ class EmbeddingsRouter:
                              usage=usage)
 
 
-def build_router(config: AppConfig, model: ModelClient) -> Router | None:
+def build_router(config: AppConfig, model: ModelClient,
+                 sessions: async_sessionmaker[AsyncSession] | None = None) -> Router | None:
     """The pre-answer router chosen in app.yaml (`structured` and `tool` act inside the turn)."""
     routing = config.routing
     if routing.router == "classifier":
@@ -154,7 +188,7 @@ def build_router(config: AppConfig, model: ModelClient) -> Router | None:
         try:
             return EmbeddingsRouter(model, embedding_model=routing.embedding_model,
                                     examples_file=routing.examples_file,
-                                    threshold=routing.threshold)
+                                    threshold=routing.threshold, sessions=sessions)
         except (OSError, ValueError, yaml.YAMLError, AttributeError) as error:
             raise ConfigError(f"routing.examples_file: cannot use {routing.examples_file!r}: "
                               f"{error}") from None

@@ -19,6 +19,7 @@ from bot.listeners import (
     events,
     feedback,
     home,
+    knowledge,
     ratings,
     shortcuts,
     views,
@@ -34,6 +35,7 @@ from bot.usecases.handoff import Handoff
 from bot.usecases.home import Home
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
+from bot.usecases.knowledge import Knowledge
 from bot.usecases.people import People
 from bot.usecases.ratings import Ratings
 from bot.usecases.reactions import Reactions
@@ -62,6 +64,7 @@ class ListenerParts:
     ratings: Ratings | None = None
     feedback: Feedback | None = None
     home: Home | None = None
+    knowledge: Knowledge | None = None
 
 
 class MeasuredApp(AsyncApp):
@@ -112,7 +115,8 @@ def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
                           staff_replies=p.staff_replies, drafts=p.drafts, worker=p.worker,
                           home=p.home)
     commands.register(app, command_name=p.config.slack.command, people=p.people,
-                      handoff=p.handoff, worker=p.worker, home=p.home)
+                      handoff=p.handoff, worker=p.worker, home=p.home, knowledge=p.knowledge,
+                      slack=p.slack)
     if p.home is not None:
         home.register(app, home=p.home)
     shortcuts.register(app, people=p.people, slack=p.slack, cases=p.cases, handoff=p.handoff,
@@ -121,3 +125,6 @@ def _register_all(app: AsyncApp, parts: ListenerParts) -> None:
         ratings.register(app, slack=p.slack, ratings=p.ratings, worker=p.worker)
     if p.feedback is not None:
         feedback.register(app, slack=p.slack, feedback=p.feedback, worker=p.worker)
+    if p.knowledge is not None:
+        knowledge.register(app, people=p.people, slack=p.slack, knowledge=p.knowledge,
+                           worker=p.worker)

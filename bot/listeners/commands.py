@@ -9,10 +9,14 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import BadCommand, UserFacingError
+from bot.listeners.guard import require_staff
 from bot.pipeline.worker import Worker
 from bot.toolkit import texts
+from bot.toolkit.blocks import knowledge_edit_modal
+from bot.toolkit.slack_api import SlackGateway
 from bot.usecases.handoff import Handoff, parse_case_number
 from bot.usecases.home import Home
+from bot.usecases.knowledge import Knowledge
 from bot.usecases.people import People
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -23,6 +27,8 @@ class Command:
     verb: str
     case_number: int | None = None
     user_id: str | None = None
+    # `kb` only: its own words (`list`, `show 12`, `expire 12 2027-01-31`, ...).
+    args: tuple[str, ...] = ()
 
 
 def parse_command(text: str, command: str) -> Command:
@@ -33,6 +39,8 @@ def parse_command(text: str, command: str) -> Command:
     verb, rest = words[0].lower(), words[1:]
     if verb == "list" and not rest:
         return Command("list")
+    if verb == "kb":
+        return Command("kb", args=tuple(rest))
     if verb in ("take", "bot", "status", "resolve") and len(rest) == 1:
         return Command(verb, parse_case_number(rest[0]))
     if verb == "assign" and len(rest) == 2:
@@ -47,11 +55,16 @@ def parse_command(text: str, command: str) -> Command:
 
 
 async def run_command(parsed: Command, *, user_id: str, command: str, people: People,
-                      handoff: Handoff, worker: Worker) -> str:
+                      handoff: Handoff, worker: Worker,
+                      knowledge: Knowledge | None = None) -> str:
     if parsed.verb == "help":
         return texts.usage(command)
     if not await people.is_staff(user_id):
         return texts.not_staff()
+    if parsed.verb == "kb":
+        if knowledge is None:
+            raise BadCommand(texts.usage(command))
+        return await knowledge.command(list(parsed.args), user_id=user_id)
     if parsed.verb == "list":
         return await handoff.list_open()
     number = parsed.case_number
@@ -76,14 +89,34 @@ async def run_command(parsed: Command, *, user_id: str, command: str, people: Pe
     return f"Done: case #{changed.case_number} → {texts.who(changed.assignee)}."
 
 
+def kb_edit_entry(parsed: Command) -> int | None:
+    """The entry of `kb edit N` (it opens a modal), else None."""
+    args = parsed.args
+    if parsed.verb == "kb" and len(args) == 2 and args[0].lower() == "edit":
+        number = args[1].lstrip("#")
+        if number.isdigit():
+            return int(number)
+    return None
+
+
 def register(app: AsyncApp, *, command_name: str, people: People, handoff: Handoff,
-             worker: Worker, home: Home | None = None) -> None:
+             worker: Worker, home: Home | None = None, knowledge: Knowledge | None = None,
+             slack: SlackGateway | None = None) -> None:
     async def on_handoff_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         blocks = None
         try:
             parsed = parse_command(command.get("text", ""), command_name)
+            entry_id = kb_edit_entry(parsed)
+            if entry_id is not None and knowledge is not None and slack is not None:
+                await require_staff(people, command["user_id"])
+                question, answer = await knowledge.entry_words(entry_id)
+                await ack()
+                await slack.open_view(trigger_id=command["trigger_id"], view=knowledge_edit_modal(
+                    entry_id=entry_id, question=question, answer=answer))
+                return
             reply = await run_command(parsed, user_id=command["user_id"], command=command_name,
-                                      people=people, handoff=handoff, worker=worker)
+                                      people=people, handoff=handoff, worker=worker,
+                                      knowledge=knowledge)
             if parsed.verb == "list" and home is not None and reply != texts.not_staff():
                 # The same queue as the Home tab, with its buttons; the text stays as the
                 # notification's words.

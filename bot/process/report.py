@@ -57,7 +57,27 @@ def figures(report: Report) -> dict[str, Any]:
         **{f"feedback_week_of_{week.week_of.isoformat()}_{side}": count
            for week in report.feedback_weeks
            for side, count in (("up", week.up), ("down", week.down))},
+        **knowledge_figures(report),
     }
+
+
+def knowledge_figures(report: Report) -> dict[str, Any]:
+    """Answered without a person (in all, and per week by its Monday), and the knowledge
+    entries cited most (`top_entry_<rank>_id`, `..._uses`)."""
+    out: dict[str, Any] = {
+        "without_person": report.without_person,
+        "without_person_share": (None if report.needed_person_share is None
+                                 else round(1 - report.needed_person_share, 4)),
+        "answered_from_knowledge": report.from_knowledge,
+    }
+    for week in report.weeks:
+        out[f"week_{week.starts.isoformat()}_conversations"] = week.conversations
+        out[f"week_{week.starts.isoformat()}_without_person_share"] = (
+            None if week.without_person_share is None else round(week.without_person_share, 4))
+    for rank, entry in enumerate(report.top_entries, start=1):
+        out[f"top_entry_{rank}_id"] = entry.entry_id
+        out[f"top_entry_{rank}_uses"] = entry.uses
+    return out
 
 
 def as_json(report: Report) -> str:
@@ -126,6 +146,15 @@ def as_table(report: Report) -> str:
                  f"{report.feedback_up} / {report.feedback_down}"))
     for week in report.feedback_weeks:
         rows.append((f"  week of {week.week_of:%Y-%m-%d}", f"{week.up} / {week.down}"))
+    rows.append(("Answered without a person", share(report.without_person)))
+    for week in report.weeks:
+        rows.append((f"  week of {week.starts:%Y-%m-%d}",
+                     f"{week.without_person} of {week.conversations} "
+                     f"({week.without_person_share or 0:.0%})"))
+    rows.append(("Answered from knowledge", share(report.from_knowledge)))
+    for entry in report.top_entries:
+        rows.append((f"  entry #{entry.entry_id}",
+                     f"{entry.uses}× {' '.join(entry.question.split())[:60]}"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 

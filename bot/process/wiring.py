@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.agent.knowledge import KnowledgeBase
 from bot.agent.loop import Agent
 from bot.agent.model import ModelClient
 from bot.agent.triage import build_router
@@ -27,6 +28,7 @@ from bot.usecases.home import Home
 from bot.usecases.human_answers import HumanAnswers
 from bot.usecases.inbox import Inbox
 from bot.usecases.intake import Intake
+from bot.usecases.knowledge import EMBED, PROPOSE, Knowledge
 from bot.usecases.people import People
 from bot.usecases.ratings import Ratings
 from bot.usecases.reactions import Reactions
@@ -70,6 +72,7 @@ class Services:
     @property
     def home_slack(self) -> SlackGateway:
         return self.home.slack
+    knowledge: Knowledge
 
     def listener_parts(self) -> ListenerParts:
         """The parts the Slack listeners call."""
@@ -78,7 +81,8 @@ class Services:
             inbox=self.inbox, human_answers=self.human_answers, handoff=self.handoff,
             staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
             reactions=self.reactions, support_channel=self.support_channel,
-            ratings=self.ratings, feedback=self.feedback, home=self.home)
+            ratings=self.ratings, feedback=self.feedback, home=self.home,
+            knowledge=self.knowledge)
 
     async def close(self) -> None:
         await self.holding.stop()
@@ -109,12 +113,16 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     intake = Intake(sessions, posts)
     answers = HumanAnswers(sessions, posts)
     ratings = Ratings(config, sessions, posts)
-    handoff = Handoff(config, sessions, answers, posts, ratings)
+    knowledge_base = KnowledgeBase(config, sessions, model)
+    knowledge = Knowledge(sessions, model, knowledge_base, posts,
+                          command=config.slack.command)
+    handoff = Handoff(config, sessions, answers, posts, ratings, knowledge)
     # Streams go through the outbox's client: no retries inside a call (an append that must
     # wait is left to the stream's end, which the outbox retries on Slack's terms).
     streams = AnswerStreams(sessions, outbox_slack, config.slack)
-    agent = Agent(config, sessions, model, posts, handoff, router=build_router(config, model),
-                  streams=streams)
+    agent = Agent(config, sessions, model, posts, handoff,
+                  router=build_router(config, model, sessions), streams=streams,
+                  knowledge_base=knowledge_base)
     staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
     holding = HoldingReaction(sessions, posts, outbox, after=config.slack.holding_reaction_after)
     inbox = Inbox(config=config, slack=slack, people=people, intake=intake,
@@ -136,7 +144,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                                             ratings=ratings),
                         holding=holding, ratings=ratings,
                         feedback=Feedback(sessions, posts),
-                        home=Home(config, sessions, home_slack, people))
+                        home=Home(config, sessions, home_slack, people), knowledge=knowledge)
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
 
@@ -148,5 +156,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
 
     worker.register("respond", respond)
     worker.register("flush", flush)
+    worker.register(PROPOSE, knowledge.propose)
+    worker.register(EMBED, knowledge.embed)
     return services
 

@@ -27,6 +27,8 @@ from bot.toolkit.ids import (
     CaseView,
     DraftAction,
     FeedbackValue,
+    KnowledgeAction,
+    KnowledgeView,
     RatingAction,
     RatingButtonValue,
     RequestAction,
@@ -420,3 +422,45 @@ def home_view(blocks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def home_not_staff_view() -> dict[str, Any]:
     return home_view(_blocks(SectionBlock(text=MarkdownTextObject(text=texts.home_not_staff()))))
+def knowledge_proposal_blocks(*, entry_id: int, header: str, question: str,
+                              answer: str) -> list[dict[str, Any]]:
+    """A proposed knowledge entry with Save, Edit and Discard (its words ping nobody)."""
+    value = str(entry_id)
+    return _blocks(
+        SectionBlock(text=MarkdownTextObject(text=header)),
+        SectionBlock(text=MarkdownTextObject(text=neutralise_mentions(
+            texts.knowledge_entry_text(question, answer))[:2900])),
+        ActionsBlock(block_id=f"kb-{entry_id}", elements=[
+            ButtonElement(text="Save", action_id=KnowledgeAction.save, value=value,
+                          style="primary"),
+            ButtonElement(text="Edit…", action_id=KnowledgeAction.edit, value=value),
+            ButtonElement(text="Discard", action_id=KnowledgeAction.discard, value=value,
+                          style="danger"),
+        ]),
+    )
+
+
+def knowledge_outcome_blocks(*, header: str, question: str, answer: str,
+                             outcome: str) -> list[dict[str, Any]]:
+    """A proposed entry once saved or discarded: its buttons go."""
+    return outcome_blocks(header=header, text=texts.knowledge_entry_text(question, answer),
+                          outcome=outcome)
+
+
+def knowledge_edit_modal(*, entry_id: int, question: str, answer: str,
+                         submit: str = "Save") -> dict[str, Any]:
+    """The entry's question and answer, prefilled, to correct before saving."""
+    return View(
+        type="modal", callback_id=KnowledgeView.edit_submit, private_metadata=str(entry_id),
+        title=f"Knowledge entry #{entry_id}"[:24], submit=submit, close="Cancel",
+        blocks=[
+            InputBlock(block_id=KnowledgeView.question_block, label="Question",
+                       element=PlainTextInputElement(action_id=KnowledgeView.question_input,
+                                                     multiline=True,
+                                                     initial_value=question[:3000])),
+            InputBlock(block_id=KnowledgeView.answer_block, label="Answer",
+                       element=PlainTextInputElement(action_id=KnowledgeView.answer_input,
+                                                     multiline=True,
+                                                     initial_value=answer[:3000])),
+        ],
+    ).to_dict()

@@ -132,3 +132,19 @@ class FeedbackValue:
         if verdict not in ("up", "down"):
             raise ValueError(value)
         return cls(int(message_id), verdict == "up")
+
+
+class KnowledgeAction(StrEnum):
+    """The buttons of a proposed knowledge entry; each carries the entry's id."""
+
+    save = "kb-save"
+    edit = "kb-edit"
+    discard = "kb-discard"
+
+
+class KnowledgeView(StrEnum):
+    edit_submit = "kb-edit-submit"
+    question_block = "kb-edit-question"
+    question_input = "kb-edit-question-text"
+    answer_block = "kb-edit-answer"
+    answer_input = "kb-edit-answer-text"

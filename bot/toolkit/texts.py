@@ -355,6 +355,8 @@ def usage(command: str) -> str:
         f"• `{command} status 42` — who has it, what is pending\n"
         f"• `{command} list` — open cases with assignee, waiting time, pending questions\n"
         f"• `{command} resolve 42` — close the case\n"
+        f"• `{command} kb list` · `kb show 12` · `kb edit 12` · `kb retire 12` · "
+        f"`kb expire 12 2027-01-31` — knowledge learnt from staff answers\n"
         f"• `{command} help` — this help"
     )
 
@@ -551,3 +553,49 @@ def home_refused(text: str) -> str:
 
 def queue_fallback(open_count: int) -> str:
     return f"Support queue: {open_count} case(s) need staff."
+
+
+# Knowledge learnt from staff (issue 16) ---------------------------------------------------------
+
+def knowledge_proposal_header(case_number: int | None, entry_id: int) -> str:
+    case = f" from case #{case_number}" if case_number else ""
+    return (f":bulb: *Save this answer for next time?* (knowledge entry #{entry_id}{case}) "
+            "The bot uses it only once someone saves it.")
+
+
+def knowledge_entry_text(question: str, answer: str) -> str:
+    return f"*Q:* {question}\n*A:* {answer}"
+
+
+def knowledge_saved(name: str, entry_id: int, edited: bool) -> str:
+    how = "edited and saved" if edited else "saved"
+    return f":white_check_mark: {name} {how} knowledge entry #{entry_id}; the bot now uses it."
+
+
+def knowledge_discarded(name: str, entry_id: int) -> str:
+    return f":wastebasket: {name} discarded knowledge entry #{entry_id}; it is never used."
+
+
+def knowledge_not_pending(entry_id: int, status: str, by_name: str | None) -> str:
+    who_did = f" by {by_name}" if by_name else ""
+    return f"Knowledge entry #{entry_id} was already {status}{who_did}; nothing changed."
+
+
+def knowledge_unknown(entry_id: str) -> str:
+    return f"There is no knowledge entry {entry_id}."
+
+
+def knowledge_conflict(entry_id: int, question: str, answer: str, new_answer: str) -> str:
+    return (f":warning: This answer may contradict saved knowledge entry #{entry_id}.\n"
+            f"*Saved:* {question} → {answer}\n*Now:* {new_answer}\n"
+            f"Retire or edit the entry if it is out of date (`/handoff kb show {entry_id}`).")
+
+
+def knowledge_usage(command: str) -> str:
+    return (f"`{command} kb list` · `{command} kb show 12` · `{command} kb edit 12` · "
+            f"`{command} kb retire 12` · `{command} kb expire 12 2027-01-31` "
+            f"(or `never`)")
+
+
+def knowledge_bad_date(value: str) -> str:
+    return f"`{value}` is not a date; write it as 2027-01-31, or `never`."

@@ -20,6 +20,7 @@ from bot.toolkit.case_card import conversation_excerpt, refresh_case_card
 from bot.toolkit.mrkdwn import neutralise_mentions
 from bot.toolkit.posts import PostQueue
 from bot.usecases.human_answers import HumanAnswers
+from bot.usecases.knowledge import Knowledge
 from bot.usecases.ratings import Ratings
 from storage import conversations, human_requests, messages
 from storage.models import Conversation, utcnow
@@ -53,8 +54,9 @@ def handoff_category(*, by: str, to: str) -> str:
 class Handoff:
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
                  answers: HumanAnswers, posts: PostQueue,
-                 ratings: Ratings | None = None) -> None:
+                 ratings: Ratings | None = None, knowledge: Knowledge | None = None) -> None:
         self._config = config
+        self._knowledge = knowledge
         self._sessions = sessions
         self._answers = answers
         self._posts = posts
@@ -166,6 +168,8 @@ class Handoff:
                 key=f"resolved:{conversation.id}:{utcnow().timestamp()}")
             if self._ratings is not None:
                 await self._ratings.offer(session, conversation)
+            if self._knowledge is not None:  # what staff said may become knowledge
+                await self._knowledge.queue_proposal(session, conversation)
             await refresh_case_card(session, self._posts, conversation)
             await session.commit()
             return Changed(conversation.id, case_number, conversation.assignee)

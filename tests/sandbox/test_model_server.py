@@ -14,6 +14,7 @@ import litellm
 import pytest
 from openai import AsyncOpenAI
 
+from bot.agent.knowledge import Offered, distill_request, knowledge_context
 from bot.toolkit import texts
 from sandbox import offline_model
 from sandbox.hash_embeddings import cosine
@@ -205,3 +206,17 @@ def test_offline_model_suggests_an_answer_when_it_has_a_plausible_guess() -> Non
     assert isinstance(unsure, ToolCalls) and "suggested_answer" not in unsure.calls[0][1]
     plain = offline_model.respond(request("Do you ship to Mars?", ASK_HUMAN))
     assert isinstance(plain, ToolCalls) and "suggested_answer" not in plain.calls[0][1]
+def test_offline_model_distills_and_uses_knowledge() -> None:
+    """The offline model proposes an entry from the distill request and, given entries, answers
+    with the closest one and cites it (issue 16)."""
+    step = offline_model.respond({"messages": distill_request(
+        "How do I export invoices?\nthanks", ["Billing, then Invoices.", "Click PDF."])})
+    assert json.loads(step.text) == {"question": "How do I export invoices?",
+                                     "answer": "Billing, then Invoices. Click PDF."}
+    context = knowledge_context([Offered(7, "Export invoices?", "Billing → Invoices.\nPDF.", 0.9),
+                                 Offered(9, "Other?", "Other answer.", 0.6)])
+    step = offline_model.respond({"messages": [
+        {"role": "system", "content": "Be nice.\n\n" + context},
+        {"role": "user", "content": "can I export invoices"}],
+        "tools": [{"type": "function", "function": {"name": "askHuman"}}]})
+    assert step.text == "Billing → Invoices.\nPDF. [kb:7]"

@@ -51,6 +51,8 @@ def test_offline_config_points_at_the_model_server_and_the_emulator() -> None:
     assert (out.llm.model, out.llm.api_base) == (OFFLINE_MODEL, "http://127.0.0.1:9/v1")
     assert out.routing.router == "tool" and out.database.url == "sqlite:///x.db"
     assert out.timers.remind_after.total_seconds() == 60
+    # The offline loop of issue 16: knowledge on, embedded by the model server.
+    assert out.knowledge.enabled and out.knowledge_embedding_model == "openai/sandbox-embedding"
 
 
 def test_a_configured_key_keeps_the_real_model() -> None:
