@@ -1,6 +1,8 @@
 """The real bot with one or more performance levers simulated, to measure what a lever would
 buy before anyone builds it. Benchmarks only: nothing here changes bot/ or storage/; the levers
-are applied by patching at start-up, then `python -m bot run` runs as usual.
+are applied by patching at start-up, then `python -m bot run` runs as usual. Worker processes (`workers.processes`, PostgreSQL's default)
+are started as plain `python -m bot worker` and run without the levers: compare variants on
+SQLite, or with `workers.processes: 0`.
 
     python -m bench.variants no-pre-ping,no-reaction run --config app.yaml
     python -m bench.bench_load --variant no-pre-ping --variant no-pre-ping,no-reaction
@@ -12,6 +14,8 @@ Variants:
   answer is slow, `slack.holding_reaction_after`, and removed after the answer).
 - `sqlite-one-writer`: SQLite on a single pooled connection, so transactions queue in the
   process instead of racing for the file lock (busy_timeout sleep-polling).
+- `no-streaming`: `slack.streaming: false` by default (the model is called without
+  `stream=True`; the answer is posted whole), to price streaming (issue 15).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import sys
 from typing import Any
 
-VARIANTS = ("no-pre-ping", "no-reaction", "sqlite-one-writer")
+VARIANTS = ("no-pre-ping", "no-reaction", "sqlite-one-writer", "no-streaming")
 
 
 def apply(names: list[str]) -> None:
@@ -37,7 +41,7 @@ def apply(names: list[str]) -> None:
 
     original = db.create_engine
 
-    def create_engine(url: str) -> Any:
+    def create_engine(url: str, **options: Any) -> Any:
         target = db.async_url(url)
         if target.get_backend_name() == "sqlite" and "sqlite-one-writer" in names:
             engine = create_async_engine(target, connect_args={"timeout": 30}, pool_size=1,
@@ -46,9 +50,15 @@ def apply(names: list[str]) -> None:
             return engine
         if target.get_backend_name() == "postgresql" and "no-pre-ping" in names:
             return create_async_engine(target, pool_size=10, max_overflow=10)
-        return original(url)
+        return original(url, **options)
 
     db.create_engine = create_engine  # before bot.process.wiring imports it
+
+    if "no-streaming" in names:
+        from bot.config import SlackSettings
+
+        SlackSettings.model_fields["streaming"].default = False
+        SlackSettings.model_rebuild(force=True)
 
     if "no-reaction" in names:
         from bot.agent.loop import Agent
