@@ -1,8 +1,9 @@
 """The real bot with one or more performance levers simulated, to measure what a lever would
 buy before anyone builds it. Benchmarks only: nothing here changes bot/ or storage/; the levers
-are applied by patching at start-up, then `python -m bot run` runs as usual. Worker processes (`workers.processes`, PostgreSQL's default)
-are started as plain `python -m bot worker` and run without the levers: compare variants on
-SQLite, or with `workers.processes: 0`.
+are applied by patching at start-up, then `python -m bot run` runs as usual.
+Worker processes (`workers.processes`, PostgreSQL's default) are started as plain
+`python -m bot worker` and run without the levers: compare variants on SQLite, or with
+`workers.processes: 0`.
 
     python -m bench.variants no-pre-ping,no-reaction run --config app.yaml
     python -m bench.bench_load --variant no-pre-ping --variant no-pre-ping,no-reaction

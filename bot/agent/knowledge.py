@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent.model import ModelClient, ModelError, ModelResult
 from bot.config import AppConfig
+from bot.toolkit.ids import KNOWLEDGE_TAG
 from storage import knowledge
 from storage.models import Message
 
 log = logging.getLogger(__name__)
 
-CITATION = re.compile(r"\s*\[kb:(\d+)\]")
+CITATION = re.compile(r"\s*" + re.escape(KNOWLEDGE_TAG) + r"(\d+)\]")
 CONTEXT_HEADER = (
     "Knowledge saved by the support team: answers staff gave to earlier customers. Use an "
     "entry only when it answers the customer's question, in your own words. When you use one, "

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import SlackSettings
 from bot.toolkit import texts
+from bot.toolkit.ids import KNOWLEDGE_TAG
 from bot.toolkit.mrkdwn import neutralise_mentions
 from bot.toolkit.posts import STREAM_MAX_CHARS, Streamed, stream_key
 from bot.toolkit.slack_api import SlackGateway, failure_of, slack_error_code
@@ -67,9 +68,13 @@ class LiveStream:
                 self._stopped = True
 
     async def _flush(self) -> None:
-        cut = max(self._buffer.rfind(" "), self._buffer.rfind("\n"))
+        # Nothing from a knowledge citation on (nor the space before it) is streamed: the
+        # stored answer has it removed, and what Slack shows must stay a prefix of it.
+        tag = self._buffer.find(KNOWLEDGE_TAG)
+        sendable = self._buffer if tag < 0 else self._buffer[:tag].rstrip()
+        cut = max(sendable.rfind(" "), sendable.rfind("\n"))
         if cut <= 0:
-            if len(self._buffer) < 4 * self._streams.buffer_chars:
+            if tag >= 0 or len(self._buffer) < 4 * self._streams.buffer_chars:
                 return  # a very long word: wait for its end (a mention is never cut)
             cut = len(self._buffer) - 1
         text, self._buffer = self._buffer[:cut + 1], self._buffer[cut + 1:]

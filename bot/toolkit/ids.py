@@ -134,6 +134,11 @@ class FeedbackValue:
         return cls(int(message_id), verdict == "up")
 
 
+# How a model answer cites a saved knowledge entry ("[kb:12]"); the tag is removed before the
+# customer sees the answer, so a streamed answer never shows text from a tag on.
+KNOWLEDGE_TAG = "[kb:"
+
+
 class KnowledgeAction(StrEnum):
     """The buttons of a proposed knowledge entry; each carries the entry's id."""
 

@@ -128,7 +128,9 @@ class PostQueue:
         markdown = neutralise_mentions(text)
         if (own is not None and streamed is not None and streamed.clean and own.slack_ts
                 and len(markdown) <= STREAM_MAX_CHARS
-                and markdown.startswith(streamed.appended)):
+                and (markdown.startswith(streamed.appended)
+                     # the stored answer lost only trailing space (a citation tag removed)
+                     or markdown == streamed.appended.rstrip())):
             for stale in streams:
                 if stale is not own:
                     await self._end_stream(session, conversation, stale, key=key, delete=True)

@@ -440,3 +440,30 @@ async def test_slack_refusing_posts_delays_the_proposal_and_its_update_but_never
     assert len(proposals) == 1
     [entry] = await all_rows(bot, KnowledgeEntry)
     assert entry.status == "saved"
+
+
+async def test_a_streamed_answer_never_shows_the_citation_tag(start, slack, model):
+    # Streamed in small appends: the tag at the end is held back, and the stream is ended
+    # with the rest of the answer (not replaced), so the customer never sees "[kb:".
+    bot = await start(knowledge=EMBEDDINGS, slack={"stream_buffer_chars": 20})
+    _, post = await staff_answered_case(bot, slack)
+    assert "Done" in await command(slack, "resolve 1")
+    card = await proposal(slack, post["ts"])
+    await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
+                             action_id=KnowledgeAction.save)
+    await bot.services.worker.idle()
+    since = len(slack.calls)
+    # The tag mid-answer (models do not always put it last): nothing from it on is streamed.
+    model.script(Reply("Open Billing, then Invoices, [kb:1] and click Download PDF next to "
+                       "each invoice."))
+
+    ts, request = await answer_to(bot, slack, model, PARAPHRASE)
+    assert "[kb:" in system_prompt(request)
+    await slack.wait_for_call("chat.stopStream", since=since, timeout=20)
+    streamed = [c for c in slack.calls[since:] if c.method.endswith("Stream")]
+    assert streamed and streamed[0].method == "chat.startStream"
+    assert not [c for c in streamed if "[kb:" in str(c.params.get("markdown_text"))]
+    assert not [c for c in slack.calls[since:] if c.method == "chat.update"
+                and c.params.get("channel") == OTHER_CUSTOMERS]
+    [answer] = bot_posts(slack, OTHER_CUSTOMERS, ts)
+    assert answer["text"] == STAFF_ANSWER
