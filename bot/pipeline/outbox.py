@@ -104,49 +104,60 @@ class Outbox:
             next_at = await outbox_posts.next_post_due_at(session)
         return None if next_at is None else (next_at - utcnow()).total_seconds()
 
+    async def send_queued(self, session: AsyncSession, post_id: int) -> bool:
+        """Send a post just queued in `session`'s open transaction: the claim commits it too
+        (one transaction fewer than `send_post`); False when it must wait. The post is
+        committed either way."""
+        outcome = await self._send_in(session, post_id)
+        await session.commit()  # a post that must wait was not committed by a claim
+        return outcome != WAIT
+
     async def _send(self, post_id: int) -> str:
         """One attempt at a post: SENT (or nothing left to do), WAIT, or DROPPED for good."""
         async with self._sessions() as session:
-            post = await outbox_posts.get_post(session, post_id)
-            if post is None or post.status != "pending":
-                return SENT
-            if post.next_attempt_at is not None and post.next_attempt_at > utcnow():
-                return WAIT
-            conversation = (await session.get(Conversation, post.conversation_id)
-                            if post.conversation_id else None)
-            args = self._resolve_args(post, conversation)
-            ref = str(args.get("ts", ""))
-            if ref.startswith(POST_REF):
-                target = (await session.execute(select(OutboxPost).where(
-                    OutboxPost.key == ref[len(POST_REF):]))).scalars().first()
-                if target is None or target.status == "failed":
-                    post.status = "failed"
-                    post.error = "referenced post was never sent"
-                    await session.commit()
-                    return SENT
-                if not target.slack_ts:
-                    return WAIT  # sent after its target; the sweep retries
-                args["ts"] = target.slack_ts
-            if self._slack.is_held(args.get("channel")):
-                return WAIT  # the support channel is shared: kept until it is internal again
-            look_first = post.maybe_sent
-            attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
-            await session.commit()
-            if attempt is None:
-                return WAIT  # another sender has it, or it became not due
-            set_committed_value(post, "attempts", attempt)
-            try:
-                ts = await self._existing_post_ts(post, args) if look_first else None
-                if ts is None:
-                    ts = await self._call(post.method, args)
-            except Exception as error:  # noqa: BLE001 - every failure is recorded on the row
-                return await self._record_failure(session, post, conversation, error)
-            post.status = "sent"
-            post.slack_ts = ts
-            post.next_attempt_at = None
-            await self._apply_on_sent(session, post, conversation, ts)
-            await session.commit()
+            return await self._send_in(session, post_id)
+
+    async def _send_in(self, session: AsyncSession, post_id: int) -> str:
+        post = await outbox_posts.get_post(session, post_id)
+        if post is None or post.status != "pending":
             return SENT
+        if post.next_attempt_at is not None and post.next_attempt_at > utcnow():
+            return WAIT
+        conversation = (await session.get(Conversation, post.conversation_id)
+                        if post.conversation_id else None)
+        args = self._resolve_args(post, conversation)
+        ref = str(args.get("ts", ""))
+        if ref.startswith(POST_REF):
+            target = (await session.execute(select(OutboxPost).where(
+                OutboxPost.key == ref[len(POST_REF):]))).scalars().first()
+            if target is None or target.status == "failed":
+                post.status = "failed"
+                post.error = "referenced post was never sent"
+                await session.commit()
+                return SENT
+            if not target.slack_ts:
+                return WAIT  # sent after its target; the sweep retries
+            args["ts"] = target.slack_ts
+        if self._slack.is_held(args.get("channel")):
+            return WAIT  # the support channel is shared: kept until it is internal again
+        look_first = post.maybe_sent
+        attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
+        await session.commit()
+        if attempt is None:
+            return WAIT  # another sender has it, or it became not due
+        set_committed_value(post, "attempts", attempt)
+        try:
+            ts = await self._existing_post_ts(post, args) if look_first else None
+            if ts is None:
+                ts = await self._call(post.method, args)
+        except Exception as error:  # noqa: BLE001 - every failure is recorded on the row
+            return await self._record_failure(session, post, conversation, error)
+        post.status = "sent"
+        post.slack_ts = ts
+        post.next_attempt_at = None
+        await self._apply_on_sent(session, post, conversation, ts)
+        await session.commit()
+        return SENT
 
     def _resolve_args(self, post: OutboxPost, conversation: Conversation | None) -> dict[str, Any]:
         args = dict(post.args)

@@ -69,9 +69,10 @@ class HoldingReaction:
                     post_id = await self._posts.put_holding_reaction(
                         session, conversation_id=conversation_id, channel=channel,
                         customer_ts=ts)
-                    await session.commit()
-                if post_id is not None:
-                    await self._outbox.send_post(post_id)
+                    if post_id is None:
+                        return  # its answer came first
+                    # Queued and claimed in one transaction, then sent.
+                    await self._outbox.send_queued(session, post_id)
         except Exception as error:
             if is_unavailable(error):
                 log.warning("no ⏳ on %s: database unreachable (%s)", ts, type(error).__name__)

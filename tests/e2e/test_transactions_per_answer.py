@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import event
 
-from sandbox.model_server import Reply
+from sandbox.model_server import Delay, Reply
 from tests.conftest import CUSTOMER, CUSTOMERS
 
 # intake 1 · lease + item 1 · step read + pending row 1 · result + posts 1 ·
@@ -35,3 +35,29 @@ async def test_an_answer_takes_seven_commits(start, slack, model):
 
     assert len(commits) <= COMMITS_PER_ANSWER, commits
     assert len(commits) >= 4  # the count is real: intake, claim, result, post
+
+
+# ... and a slow one: + the ⏳ queued and claimed 1 · its result 1 · its removal's claim 1 and
+# result 1
+COMMITS_PER_SLOW_ANSWER = COMMITS_PER_ANSWER + 4
+
+
+async def test_a_slow_answer_and_its_hourglass_take_eleven_commits(start, slack, model):
+    bot = await start(slack={"holding_reaction_after": "0s"}, timers={"check_every": "1h"})
+    model.script(Reply("Warm."), Delay(0.5, Reply("It is under Settings.")))
+    first = await slack.user_posts(CUSTOMERS, CUSTOMER, "Warm-up question?")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=first)
+    await slack.wait_for_call("reactions.remove")
+    await bot.services.worker.idle()
+
+    commits: list[str] = []
+    event.listen(bot.services.engine.sync_engine, "commit", lambda _conn: commits.append("c"))
+    since = len(slack.calls)
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is the setting?")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
+    await slack.wait_for_call("reactions.remove", since=since)
+    await bot.services.worker.idle()
+
+    assert [c.method for c in slack.calls[since:] if c.method.startswith("reactions.")] == [
+        "reactions.add", "reactions.remove"]
+    assert len(commits) <= COMMITS_PER_SLOW_ANSWER, commits
