@@ -139,6 +139,13 @@ async def record_stream_start(session: AsyncSession, post_id: int, *, ts: str | 
                           .execution_options(synchronize_session=False))
 
 
+async def sent_ts(session: AsyncSession, conversation_id: int) -> set[str]:
+    """The ts of every post of the conversation that reached Slack."""
+    return set((await session.execute(
+        select(OutboxPost.slack_ts).where(OutboxPost.conversation_id == conversation_id,
+                                          OutboxPost.slack_ts.is_not(None)))).scalars())
+
+
 async def open_streams(session: AsyncSession, conversation_id: int) -> list[OutboxPost]:
     """The conversation's streams not yet ended, oldest first."""
     return list((await session.execute(

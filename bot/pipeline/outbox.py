@@ -10,6 +10,7 @@ the post in Slack (its message metadata carries the outbox key), so nothing is p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from datetime import timedelta
@@ -21,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.toolkit import metrics, texts
-from bot.toolkit.posts import METADATA_EVENT_TYPE, POST_REF, SUPPORT_THREAD, PostQueue
+from bot.toolkit.posts import (
+    METADATA_EVENT_TYPE,
+    POST_REF,
+    STREAM_ORPHAN,
+    SUPPORT_THREAD,
+    PostQueue,
+)
 from bot.toolkit.slack_api import (
     SlackGateway,
     close_web_client,
@@ -36,6 +43,8 @@ log = logging.getLogger(__name__)
 # How long one attempt holds its post: longer than the Slack client's timeout, so a slow call
 # is never overtaken; short, so a post whose sender died is retried within seconds.
 ATTEMPT_HOLD = timedelta(seconds=20)
+# A stream's message is dated by Slack, its row by us: allow for the clocks' difference.
+ORPHAN_CLOCK_SKEW_SECONDS = 5.0
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
 STAFF_NOTICE_PREFIX = "post-failed:"
@@ -140,6 +149,8 @@ class Outbox:
             args["ts"] = target.slack_ts
         if self._slack.is_held(args.get("channel")):
             return WAIT  # the support channel is shared: kept until it is internal again
+        if post.method == STREAM_ORPHAN and post.conversation_id:
+            args["known"] = await outbox_posts.sent_ts(session, post.conversation_id)
         look_first = post.maybe_sent
         attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
         await session.commit()
@@ -202,6 +213,9 @@ class Outbox:
             if method == "chat.stopStream":  # ends an answer streamed while written
                 await client.chat_stopStream(**args)
                 return str(args["ts"])
+            if method == STREAM_ORPHAN:
+                await self._remove_orphan_streams(args)
+                return None
             if method == "reactions.add":
                 await client.reactions_add(channel=args["channel"], timestamp=args["ts"],
                                            name=args["name"])
@@ -217,6 +231,27 @@ class Outbox:
                         else None)
             raise
         raise ValueError(f"outbox: unsupported method {method}")
+
+    async def _remove_orphan_streams(self, args: dict[str, Any]) -> None:
+        """Stop and delete the bot's messages in the thread that no recorded post accounts for
+        and that came after a stream's row: a stream started while its process died."""
+        bot_user, _ = await self._slack.identity()
+        for message in await self._slack.thread_replies(channel=args["channel"],
+                                                         ts=args["thread_ts"]):
+            ts = str(message.get("ts", ""))
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if (message.get("user") != bot_user or ts in args["known"]
+                    or ts == args["thread_ts"] or payload.get("outbox_key")
+                    or float(ts) < args["after"] - ORPHAN_CLOCK_SKEW_SECONDS):
+                continue
+            log.warning("removing a streamed message whose start was never recorded (%s)", ts)
+            with contextlib.suppress(SlackApiError):
+                await self._slack.client.chat_stopStream(channel=args["channel"], ts=ts)
+            try:
+                await self._slack.client.chat_delete(channel=args["channel"], ts=ts)
+            except SlackApiError as error:
+                if slack_error_code(error) != "message_not_found":
+                    raise
 
     async def _apply_on_sent(self, session: AsyncSession, post: OutboxPost,
                              conversation: Conversation | None, ts: str | None) -> None:

@@ -60,6 +60,10 @@ class Streamed:
     ts: str | None = None  # the stream's ts, as Slack gave it (its row may have missed it)
 
 
+# The outbox's pseudo-method that finds a stream whose start was never recorded and removes it.
+STREAM_ORPHAN = "stream.orphan"
+
+
 def holding_key(conversation_id: int, customer_ts: str) -> str:
     """The key of the ⏳ reaction on one customer message (or of its "answered first" marker)."""
     return f"hold:{conversation_id}:{customer_ts}"
@@ -180,7 +184,14 @@ class PostQueue:
         """Queue the stop of a stream (then, if `delete`, the deletion of its message)."""
         stream.status = "sent" if stream.slack_ts else "skipped"
         if not stream.slack_ts:
-            return  # never started, or its start is unknown: nothing to end
+            # Its start's outcome is unknown (the process died while Slack answered): if a
+            # message was started, the outbox finds it in the thread and removes it.
+            await outbox_posts.add_post(
+                session, key=f"{key}:orphan:{stream.id}", method=STREAM_ORPHAN,
+                conversation_id=conversation.id,
+                args={"channel": conversation.channel_id, "thread_ts": conversation.thread_ts,
+                      "after": stream.created_at.timestamp()})
+            return
         where = {"channel": conversation.channel_id, "ts": stream.slack_ts}
         await outbox_posts.add_post(session, key=f"{key}:stop:{stream.id}",
                                     method="chat.stopStream", conversation_id=conversation.id,

@@ -76,3 +76,31 @@ async def test_killed_between_two_appends_the_customer_gets_one_complete_answer(
     # The partial message was finished in place: stopped, then its text replaced.
     [update] = [r for r in settled if r.method == "chat.update"]
     assert update.args["ts"] == post["ts"] and update.status == "sent"
+
+
+async def test_killed_before_the_stream_start_was_recorded_leaves_no_second_answer(
+        streaming_bot, slack, model):
+    model.default = lambda request: Reply(ANSWER)
+    # Slack starts the stream (the customer sees its first words) but its answer is held:
+    # the bot dies without the stream's ts, which nothing else records.
+    slack.fail_next("chat.startStream", error="internal_error", status=500, after_accept=True,
+                    delay=60)
+    await streaming_bot.start()
+    root = await slack.user_posts(CUSTOMERS, CUSTOMER, "How do I enable it?")
+
+    async def posts():
+        return bot_posts(slack, CUSTOMERS, root)
+
+    await wait_until(posts, lambda found: len(found) == 1 and found[0].get("streaming"),
+                     timeout=30)
+    streaming_bot.kill()
+    await streaming_bot.process.wait()
+
+    await streaming_bot.start()
+    # The restarted bot finds the message nothing accounts for, removes it, and posts the
+    # answer whole: one answer in the thread.
+    await wait_until(posts, lambda found: len(found) == 1 and found[0]["text"] == ANSWER
+                     and not found[0].get("streaming"), timeout=60)
+    assert slack.calls_to("chat.delete")
+    [post] = bot_posts(slack, CUSTOMERS, root)
+    assert any(b["type"] == "context_actions" for b in post.get("blocks") or [])
