@@ -179,13 +179,29 @@ class KnowledgeBase:
             session, vector or [], model=self._embedding_model, threshold=self.threshold,
             limit=limit), usage
 
+    async def _closest_outside_transactions(
+            self, question: str) -> tuple[list[knowledge.Match], ModelResult | None]:
+        """`closest_measured` for the hot path: the embedding call is made with no
+        transaction open (on SQLite one would hold the process's write lock meanwhile)."""
+        if self._embedding_model is None:
+            async with self._sessions() as session:
+                return await self.closest_measured(session, question)
+        async with self._sessions() as session:
+            usable = bool(question.strip()) and await knowledge.has_usable(session)
+        if not usable:
+            return [], None
+        vector, usage = await self.embed_measured(question)
+        async with self._sessions() as session:
+            return await knowledge.closest_by_embedding(
+                session, vector or [], model=self._embedding_model, threshold=self.threshold,
+                limit=self._settings.max_entries), usage
+
     async def relevant(self, question: str) -> Found:
         """The entries to give the model; none when disabled or anything fails."""
         if not self.enabled:
             return Found([])
         try:
-            async with self._sessions() as session:
-                matches, usage = await self.closest_measured(session, question)
+            matches, usage = await self._closest_outside_transactions(question)
         except ModelError as error:
             log.warning("knowledge: the embedding model failed, answering without: %s", error)
             return Found([])
