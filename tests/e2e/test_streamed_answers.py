@@ -193,6 +193,29 @@ async def test_thinking_status_while_the_model_works_cleared_by_the_answer(start
     assert (CUSTOMERS, ts) not in slack.assistant_status
 
 
+async def test_a_refused_or_rate_limited_status_never_holds_up_the_answer(start, slack, model):
+    # Slack rate-limits the status once, then refuses it for good in this channel (no
+    # assistant thread there): both answers arrive, and the refused channel is not asked again.
+    bot = await start(slack={**STREAMING, "holding_reaction_after": "0s"})
+    slack.fail_next("assistant.threads.setStatus")  # 429 with Retry-After
+    model.script(Delay(0.5, Reply("First.")))
+    first = await answered(bot, slack, "One?")
+    assert [p["text"] for p in bot_posts(slack, CUSTOMERS, first)] == ["First."]
+
+    slack.fail_next("assistant.threads.setStatus", error="channel_not_found")
+    model.script(Delay(0.5, Reply("Second.")))
+    second = await answered(bot, slack, "Two?")
+    assert [p["text"] for p in bot_posts(slack, CUSTOMERS, second)] == ["Second."]
+    asked = len(slack.calls_to("assistant.threads.setStatus"))
+
+    model.script(Delay(0.5, Reply("Third.")))
+    third = await answered(bot, slack, "Three?")
+    assert [p["text"] for p in bot_posts(slack, CUSTOMERS, third)] == ["Third."]
+    assert len(slack.calls_to("assistant.threads.setStatus")) == asked
+    # The ⏳ stays the sign that the bot is on it.
+    assert len(slack.calls_to("reactions.add")) == 3
+
+
 async def test_model_error_gives_up_once_and_no_stream_is_left_open(start, slack, model):
     bot = await start(slack=STREAMING, llm={"retries": 0})
     model.script(Error(500))
