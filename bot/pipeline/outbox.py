@@ -188,8 +188,9 @@ class Outbox:
         if post.method != "chat.postMessage":
             return None
         if args.get("thread_ts"):
-            found = await self._slack.thread_replies(channel=args["channel"],
-                                                     ts=args["thread_ts"])
+            found = await self._slack.thread_replies(
+                channel=args["channel"], ts=args["thread_ts"],
+                oldest=post.created_at.timestamp() - 60)
         else:
             found = await self._slack.channel_history(
                 channel=args["channel"], oldest=post.created_at.timestamp() - 60)
@@ -236,13 +237,14 @@ class Outbox:
         """Stop and delete the bot's messages in the thread that no recorded post accounts for
         and that came after a stream's row: a stream started while its process died."""
         bot_user, _ = await self._slack.identity()
+        since = args["after"] - ORPHAN_CLOCK_SKEW_SECONDS
         for message in await self._slack.thread_replies(channel=args["channel"],
-                                                         ts=args["thread_ts"]):
+                                                         ts=args["thread_ts"], oldest=since):
             ts = str(message.get("ts", ""))
             payload = (message.get("metadata") or {}).get("event_payload") or {}
             if (message.get("user") != bot_user or ts in args["known"]
                     or ts == args["thread_ts"] or payload.get("outbox_key")
-                    or float(ts) < args["after"] - ORPHAN_CLOCK_SKEW_SECONDS):
+                    or float(ts) < since):
                 continue
             log.warning("removing a streamed message whose start was never recorded (%s)", ts)
             with contextlib.suppress(SlackApiError):

@@ -186,10 +186,13 @@ class SlackGateway:
             if slack_error_code(error) != "already_reacted":
                 log.info("reactions.add %s failed: %s", name, slack_error_code(error))
 
-    async def thread_replies(self, *, channel: str, ts: str) -> list[dict[str, Any]]:
+    async def thread_replies(self, *, channel: str, ts: str, oldest: float | None = None
+                             ) -> list[dict[str, Any]]:
+        """A thread's messages with their metadata (since `oldest`, when given: a long thread's
+        recent replies are past the first page)."""
+        since = {"oldest": f"{oldest:.6f}"} if oldest is not None else {}
         response = await self.client.conversations_replies(
-            channel=channel, ts=ts, include_all_metadata=True, limit=200
-        )
+            channel=channel, ts=ts, include_all_metadata=True, limit=200, **since)
         return list(response.get("messages", []))
 
     async def channel_history(self, *, channel: str, oldest: float) -> list[dict[str, Any]]:
