@@ -40,6 +40,8 @@ async def test_an_answer_takes_seven_commits(start, slack, model):
 # ... and a slow one: + the ⏳ queued and claimed 1 · its result 1 · its removal's claim 1 and
 # result 1
 COMMITS_PER_SLOW_ANSWER = COMMITS_PER_ANSWER + 4
+# Slack's events about the ⏳ may wake the worker while it drains: one more (empty) claim.
+RACING_WAKE_UP = 1
 
 
 async def test_a_slow_answer_and_its_hourglass_take_eleven_commits(start, slack, model):
@@ -60,4 +62,4 @@ async def test_a_slow_answer_and_its_hourglass_take_eleven_commits(start, slack,
 
     assert [c.method for c in slack.calls[since:] if c.method.startswith("reactions.")] == [
         "reactions.add", "reactions.remove"]
-    assert len(commits) <= COMMITS_PER_SLOW_ANSWER, commits
+    assert len(commits) <= COMMITS_PER_SLOW_ANSWER + RACING_WAKE_UP, commits
