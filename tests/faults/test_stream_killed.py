@@ -39,7 +39,11 @@ async def test_killed_between_two_appends_the_customer_gets_one_complete_answer(
     root = await slack.user_posts(CUSTOMERS, CUSTOMER, "How do I enable it?")
 
     def partial(posts):
-        return len(posts) == 1 and posts[0].get("streaming") and len(posts[0]["text"]) > 120
+        # Past the stream's first chunk: the held append has reached Slack, so the start
+        # (and its ts, recorded before any append) is behind the bot.
+        started = slack.calls_to("chat.startStream")
+        return (len(posts) == 1 and posts[0].get("streaming") and started
+                and len(posts[0]["text"]) > len(started[0].params.get("markdown_text") or ""))
 
     async def posts():
         return bot_posts(slack, CUSTOMERS, root)
