@@ -6,8 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -20,6 +18,9 @@ from storage.models import (
     WorkItem,
     utcnow,
 )
+from storage.upserts import insert_new
+
+THREAD = ("team_id", "channel_id", "thread_ts")  # a customer thread's conversation is unique
 
 
 async def get_or_create_conversation(
@@ -31,13 +32,11 @@ async def get_or_create_conversation(
                                                  thread_ts=thread_ts)
     if existing is not None and existing.team_id == team_id:
         return existing
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Conversation).values(
+    await insert_new(session, Conversation.__table__, [dict(
         team_id=team_id, channel_id=channel_id, thread_ts=thread_ts,
         customer_user_id=customer_user_id, customer_name=customer_name,
         assignee="bot", status="open", created_at=utcnow(), updated_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=["team_id", "channel_id", "thread_ts"])
-    await session.execute(statement)
+    )], conflict=THREAD)
     conversation = (await session.execute(
         select(Conversation).where(
             Conversation.team_id == team_id,
@@ -61,26 +60,28 @@ async def create_customer_thread(
     id, or None when the thread's conversation exists already (the caller then takes the
     general path). Rows are the same as get_or_create_conversation + add_message + add_work
     would write."""
-    dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
-    conversation_id = (await session.execute(
-        dialect_insert(Conversation.__table__).values(
-            team_id=team_id, channel_id=channel_id, thread_ts=thread_ts,
-            customer_user_id=customer_user_id, customer_name=customer_name,
-            assignee="bot", status="open", created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["team_id", "channel_id", "thread_ts"])
-        .returning(Conversation.__table__.c.id))).scalar_one_or_none()
+    conversation_id = (await insert_new(session, Conversation.__table__, [dict(
+        team_id=team_id, channel_id=channel_id, thread_ts=thread_ts,
+        customer_user_id=customer_user_id, customer_name=customer_name,
+        assignee="bot", status="open", created_at=now, updated_at=now,
+    )], conflict=THREAD, returning="id")).scalar_one_or_none()
     if conversation_id is None:
         return None
-    message_id = (await session.execute(insert(Message.__table__).values({
+    message_id = (await session.execute(_INSERT_MESSAGE, {
         "conversation_id": conversation_id, "order": 0, "step_order": 0, "role": "user",
         "text": text, "slack_ts": thread_ts, "slack_user_id": customer_user_id,
         "metadata": meta, "status": "success", "created_at": now,
-    }).returning(Message.__table__.c.id))).scalar_one()
-    await session.execute(insert(WorkItem.__table__).values(
+    })).scalar_one()
+    await session.execute(_INSERT_WORK, dict(
         conversation_id=conversation_id, kind="respond", payload={"message_id": message_id},
         status="open", attempts=0, created_at=now))
     return int(conversation_id)
+
+
+# Built once: parameters are passed at execution (no statement built per message).
+_INSERT_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id)
+_INSERT_WORK = insert(WorkItem.__table__)
 
 
 async def find_conversation_by_thread(

@@ -5,32 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ReceivedEvent, utcnow
+from storage.upserts import insert_new
+
+_TABLE = ReceivedEvent.__table__
 
 
 async def accept_once(session: AsyncSession, key: str) -> bool:
     """Insert the key; False when it was already there (a retry or a duplicate delivery)."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(
-        insert(ReceivedEvent).values(key=key, received_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
+    result = await insert_new(session, _TABLE, [{"key": key, "received_at": utcnow()}],
+                              conflict=("key",))
     return result.rowcount == 1
 
 
 async def accept_all_once(session: AsyncSession, keys: list[str]) -> bool:
     """Insert every key in one statement; False when any was already there. The caller rolls
     back on False, so a partly new delivery (an `app_mention` twin) records nothing."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
-    result = await session.execute(
-        insert(ReceivedEvent).values([{"key": key, "received_at": now} for key in keys])
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
+    result = await insert_new(session, _TABLE, [{"key": key, "received_at": now} for key in keys],
+                              conflict=("key",))
     return result.rowcount == len(keys)
 
 

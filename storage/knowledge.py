@@ -17,8 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -28,6 +26,7 @@ from storage.models import (
     KnowledgeUse,
     utcnow,
 )
+from storage.upserts import insert_new
 
 _WORD = re.compile(r"[a-z0-9]+")
 STOP_WORDS = frozenset(
@@ -89,21 +88,14 @@ class Match:
     score: float
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 async def propose(session: AsyncSession, *, conversation_id: int, source_key: str,
                   question: str, answer: str) -> KnowledgeEntry | None:
     """A proposed entry; None when this resolution already proposed one (a retry, a replica)."""
     now = utcnow()
-    inserted = await session.execute(
-        _insert(session)(KnowledgeEntry).values(
-            question=question, answer=answer, status="proposed",
-            conversation_id=conversation_id, source_key=source_key, created_at=now,
-            updated_at=now)
-        .on_conflict_do_nothing(index_elements=["source_key"])
-        .returning(KnowledgeEntry.id))
+    inserted = await insert_new(session, KnowledgeEntry.__table__, [dict(
+        question=question, answer=answer, status="proposed", conversation_id=conversation_id,
+        source_key=source_key, created_at=now, updated_at=now)], conflict=("source_key",),
+        returning="id")
     entry_id = inserted.scalar_one_or_none()
     return None if entry_id is None else await session.get(KnowledgeEntry, entry_id)
 
@@ -214,11 +206,9 @@ async def closest_by_words(session: AsyncSession, query: str, *, threshold: floa
 
 async def record_use(session: AsyncSession, *, entry_id: int, conversation_id: int,
                      message_id: int) -> None:
-    await session.execute(
-        _insert(session)(KnowledgeUse).values(entry_id=entry_id,
-                                              conversation_id=conversation_id,
-                                              message_id=message_id, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["entry_id", "message_id"]))
+    await insert_new(session, KnowledgeUse.__table__, [dict(
+        entry_id=entry_id, conversation_id=conversation_id, message_id=message_id,
+        created_at=utcnow())], conflict=("entry_id", "message_id"))
 
 
 async def list_entries(session: AsyncSession, *, statuses: tuple[str, ...] = ("saved",),
@@ -274,7 +264,6 @@ async def cached_embeddings(session: AsyncSession, model: str,
 async def cache_embeddings(session: AsyncSession, model: str,
                            vectors: dict[str, list[float]]) -> None:
     for value, vector in vectors.items():
-        await session.execute(
-            _insert(session)(EmbeddingCache).values(model=model, text_hash=text_hash(value),
-                                                    vector=vector, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["model", "text_hash"]))
+        await insert_new(session, EmbeddingCache.__table__, [dict(
+            model=model, text_hash=text_hash(value), vector=vector, created_at=utcnow())],
+            conflict=("model", "text_hash"))

@@ -6,11 +6,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxPost, utcnow
+from storage.upserts import insert_new
 
 
 async def add_post(
@@ -32,13 +31,10 @@ async def add_post_once(
     """Insert the post unless its key exists (one statement); its id when this call inserted
     it, else None. Two transactions racing for one key are ordered by the unique key: the
     second waits for the first and inserts nothing."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    table = OutboxPost.__table__
-    result = await session.execute(
-        insert(table).values(key=key, method=method, args=args,
-                             conversation_id=conversation_id, status=status, attempts=0,
-                             maybe_sent=False, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id))
+    result = await insert_new(session, OutboxPost.__table__, [dict(
+        key=key, method=method, args=args, conversation_id=conversation_id, status=status,
+        attempts=0, maybe_sent=False, created_at=utcnow())], conflict=("key",),
+        returning="id")
     return result.scalar_one_or_none()
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Rating, RatingCooldown, utcnow
+from storage.upserts import insert_new
 
 
 async def start_cooldown(session: AsyncSession, customer_user_id: str, *,
@@ -18,10 +17,10 @@ async def start_cooldown(session: AsyncSession, customer_user_id: str, *,
     within `cooldown`. One statement decides, so two replicas resolving two cases of the same
     customer at once ask once: the row's insert or its conditional update wins for one only."""
     now = now or utcnow()
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    inserted = await session.execute(
-        insert(RatingCooldown).values(customer_user_id=customer_user_id, last_asked_at=now)
-        .on_conflict_do_nothing(index_elements=["customer_user_id"]))
+    inserted = await insert_new(
+        session, RatingCooldown.__table__,
+        [{"customer_user_id": customer_user_id, "last_asked_at": now}],
+        conflict=("customer_user_id",))
     if inserted.rowcount == 1:
         return True
     moved = await session.execute(
