@@ -184,6 +184,24 @@ class ReceivedEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class InboundEvent(Base):
+    """A Slack Events API delivery, stored as received before Slack is acknowledged; a worker
+    hands it to the listeners and deletes it (bot/pipeline/deliveries.py)."""
+
+    __tablename__ = "inbound_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A worker holds it until then; past it (the worker died), another takes it.
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set when the listeners failed on it too often: kept for an operator, never retried.
+    failed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class WorkItem(Base):
     """Durable work for one conversation: run the model, relay a reply, post a follow-up."""
 

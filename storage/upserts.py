@@ -15,12 +15,13 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, text
 from sqlalchemy.engine import Result
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import TextClause
 
 
-async def insert_new(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], *,
-                     conflict: tuple[str, ...], returning: str | None = None) -> Result[Any]:
+async def insert_new(session: AsyncSession | AsyncConnection, table: Table,
+                     rows: Sequence[dict[str, Any]], *, conflict: tuple[str, ...],
+                     returning: str | None = None) -> Result[Any]:
     """Insert `rows` (all with the same keys), skipping any that conflicts on the unique
     `conflict` columns; the result's rowcount is the number inserted, and with `returning`
     its rows hold that column of each inserted row."""

@@ -25,6 +25,7 @@ from bot.listeners import (
     views,
 )
 from bot.listeners.middleware import clean_strings, log_event_id
+from bot.pipeline.deliveries import Deliveries
 from bot.pipeline.worker import Worker
 from bot.toolkit import metrics
 from bot.toolkit.slack_api import SlackGateway
@@ -65,17 +66,28 @@ class ListenerParts:
     feedback: Feedback | None = None
     home: Home | None = None
     knowledge: Knowledge | None = None
+    deliveries: Deliveries | None = None
 
 
 class MeasuredApp(AsyncApp):
     """Counts each payload received and acknowledged, and the time to the ack, whether it
-    came over HTTP or Socket Mode (both hand it to `async_dispatch`)."""
+    came over HTTP or Socket Mode (both hand it to `async_dispatch`). With `deliveries`, an
+    Events API delivery is stored and acknowledged at once; a worker later hands it to the
+    listeners through `handle_stored` (bot/pipeline/deliveries.py)."""
+
+    deliveries: Deliveries | None = None
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         started = metrics.slack_payload_received(req.body)
-        response = await super().async_dispatch(req)
+        response = await self.deliveries.accept(req) if self.deliveries else None
+        if response is None:
+            response = await super().async_dispatch(req)
         metrics.slack_payload_answered(req.body, response.status, started)
         return response
+
+    async def handle_stored(self, req: AsyncBoltRequest) -> BoltResponse:
+        """Run the listeners on a stored delivery (already counted and acknowledged)."""
+        return await super().async_dispatch(req)
 
 
 def build_app(parts: ListenerParts) -> AsyncApp:
@@ -99,6 +111,9 @@ def build_app(parts: ListenerParts) -> AsyncApp:
     app.middleware(log_event_id)
     app.middleware(clean_strings)
     _register_all(app, parts)
+    if parts.deliveries is not None:
+        app.deliveries = parts.deliveries
+        parts.deliveries.dispatch_with(app.handle_stored)
     return app
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.pipeline.deliveries import STORED_DELIVERY
 from bot.pipeline.worker import Worker
 from bot.usecases.inbox import Inbox
 from bot.usecases.people import People
@@ -15,13 +17,15 @@ from bot.usecases.support_channel import SupportChannel
 
 def register(app: AsyncApp, *, support_channel_id: str, inbox: Inbox, people: People,
              support_channel: SupportChannel, reactions: Reactions, worker: Worker) -> None:
-    async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
-        await inbox.on_message_event(body, event)
+    async def on_message(body: dict[str, Any], event: dict[str, Any],
+                         context: AsyncBoltContext) -> None:
+        await inbox.on_message_event(body, event, delivery=context.get(STORED_DELIVERY))
 
-    async def on_app_mention(body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def on_app_mention(body: dict[str, Any], event: dict[str, Any],
+                             context: AsyncBoltContext) -> None:
         # Slack delivers a mention both as `message` and `app_mention`; the inbox
         # de-duplicates by message, so handling both is safe and loses nothing.
-        await inbox.on_message_event(body, event)
+        await inbox.on_message_event(body, event, delivery=context.get(STORED_DELIVERY))
 
     async def on_member_change(event: dict[str, Any]) -> None:
         if event.get("channel") == support_channel_id:

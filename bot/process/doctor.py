@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from bot.agent.model import ModelClient, ModelError
 from bot.config import AppConfig
+from bot.pipeline.deliveries import MAX_ATTEMPTS
 from bot.toolkit.slack_api import make_web_client, slack_error_code
 from bot.usecases.support_channel import external_teams
 
@@ -311,6 +312,7 @@ class Doctor:
         if set(current) == heads:
             self.add("database.schema", "ok",
                      f"schema at the latest migration ({', '.join(heads)})")
+            await self._check_failed_deliveries(url)
         elif any(revision not in known for revision in current):
             self.add("database.schema", "fail",
                      f"the database is at migration {', '.join(current)}, which this version of "
@@ -321,6 +323,25 @@ class Doctor:
             self.add("database.schema", "warn",
                      f"schema behind the latest migration ({at}; latest {', '.join(heads)})",
                      "`python -m bot run` migrates at start-up; or run `python -m bot migrate`")
+
+
+    async def _check_failed_deliveries(self, url: str) -> None:
+        from storage.db import create_engine, create_session_factory
+        from storage.inbound import count_failed
+
+        engine = create_engine(url)
+        try:
+            async with create_session_factory(engine)() as session:
+                failed = await count_failed(session)
+        finally:
+            await engine.dispose()
+        if failed:
+            self.add("slack.deliveries", "warn",
+                     f"{failed} stored Slack event(s) the listeners failed on "
+                     f"{MAX_ATTEMPTS} times are kept, not handled (inbound_events.failed_at; "
+                     "the log says why: 'gave up on stored Slack delivery')",
+                     "fix the cause, then hand them over again: UPDATE inbound_events SET "
+                     "failed_at = NULL, attempts = 0 WHERE failed_at IS NOT NULL")
 
 
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}

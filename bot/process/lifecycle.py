@@ -84,6 +84,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     if workers is not None:
         services.worker.forward_kicks(workers.kick)
         services.holding.forward_to(workers.hold)
+        services.deliveries.forward_wakes(workers.deliveries_waiting)
         try:
             await workers.start()
         except BaseException:
@@ -92,6 +93,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
             raise
         bot.workers = workers
     services.worker.start()
+    services.deliveries.start()
     services.support_channel.start()
     services.home.start()
     ops = {"workers_reach_database": lambda: services.worker.database_reachable,

@@ -13,6 +13,7 @@ from bot.agent.model import ModelClient
 from bot.agent.triage import build_router
 from bot.config import AppConfig
 from bot.listeners.app import ListenerParts
+from bot.pipeline.deliveries import Deliveries
 from bot.pipeline.outbox import Outbox
 from bot.pipeline.streaming import AnswerStreams
 from bot.pipeline.worker import Worker
@@ -68,11 +69,13 @@ class Services:
     ratings: Ratings
     feedback: Feedback
     home: Home
+    deliveries: Deliveries
+
+    knowledge: Knowledge
 
     @property
     def home_slack(self) -> SlackGateway:
         return self.home.slack
-    knowledge: Knowledge
 
     def listener_parts(self) -> ListenerParts:
         """The parts the Slack listeners call."""
@@ -82,9 +85,16 @@ class Services:
             staff_replies=self.staff_replies, cases=self.cases, drafts=self.drafts,
             reactions=self.reactions, support_channel=self.support_channel,
             ratings=self.ratings, feedback=self.feedback, home=self.home,
-            knowledge=self.knowledge)
+            knowledge=self.knowledge, deliveries=self.deliveries)
+
+    async def idle(self) -> None:
+        """Wait until this process has handed every stored Slack delivery to the listeners
+        and works on no conversation (tests, shutdown)."""
+        await self.deliveries.idle()
+        await self.worker.idle()
 
     async def close(self) -> None:
+        await self.deliveries.stop()
         await self.holding.stop()
         await self.home.stop()
         await self.support_channel.stop()
@@ -144,7 +154,12 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                                             ratings=ratings),
                         holding=holding, ratings=ratings,
                         feedback=Feedback(sessions, posts),
-                        home=Home(config, sessions, home_slack, people), knowledge=knowledge)
+                        home=Home(config, sessions, home_slack, people), knowledge=knowledge,
+                        deliveries=Deliveries(
+                            engine, sessions, sweep_seconds=sweep_seconds,
+                            bot_user_id=slack.bot_user_id,
+                            signing_secret=config.slack.signing_secret.get_secret_value()
+                            if config.slack.mode == "http" else None))
     # Posts to the support channel wait while it is shared, from either client.
     slack.holds = outbox_slack.holds = services.support_channel.holds
 

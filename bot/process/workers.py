@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from bot.agent.model import warm_up
 from bot.config import AppConfig
+from bot.listeners.app import build_app
 from bot.process.scheduler import FollowUpScheduler
 from bot.process.wiring import build_services
 from bot.toolkit import metrics
@@ -35,6 +36,7 @@ RESTART_PAUSE_SECONDS = 1.0
 STOP_TIMEOUT_SECONDS = 30.0
 WORKER_NICENESS = 5
 HOLD = "hold"  # the pipe's line for a ⏳ timer
+DELIVERIES = "deliveries"  # the pipe's line for "a Slack delivery is stored"
 
 
 class WorkerProcesses:
@@ -47,6 +49,7 @@ class WorkerProcesses:
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._next = 0  # the worker process the next stored delivery wakes
 
     @property
     def pids(self) -> list[int]:
@@ -93,6 +96,12 @@ class WorkerProcesses:
         slow (sent before the kick, so the timer starts first)."""
         self._send(conversation_id, f"{HOLD} {conversation_id} {channel} {ts}\n".encode())
 
+    def deliveries_waiting(self) -> None:
+        """Wake one worker process (each in turn) to hand stored deliveries to the
+        listeners; any of them can take any delivery."""
+        self._next += 1
+        self._send(self._next, f"{DELIVERIES}\n".encode())
+
     def _send(self, conversation_id: int, line: bytes) -> None:
         process = self._processes.get(conversation_id % self._count)
         if process is None or process.returncode is not None or process.stdin is None:
@@ -129,7 +138,9 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
         os.nice(WORKER_NICENESS)  # the front's acks come first when the cores are busy
     await warm_up()
     services = build_services(config, sweep_seconds=config.workers.sweep_every.total_seconds())
+    build_app(services.listener_parts())  # the listeners stored deliveries are handed to
     services.worker.start()
+    services.deliveries.start()
     services.support_channel.start()
     scheduler: FollowUpScheduler | None = None
     if index == 0:
@@ -140,7 +151,8 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     reader = asyncio.create_task(
-        _read_pipe(services.worker.kick, services.holding.schedule, stopping), name="kicks")
+        _read_pipe(services.worker.kick, services.holding.schedule, services.deliveries.wake,
+                   stopping), name="kicks")
     log.info("worker process %d running", index)
     try:
         await stopping.wait()
@@ -153,8 +165,9 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
 
 
 async def _read_pipe(kick: Callable[[int], None], hold: Callable[..., None],
-                     stopping: asyncio.Event) -> None:
-    """Act on the front's lines: `<conversation>` wakes its work, `hold …` starts a ⏳ timer."""
+                     deliveries: Callable[[], None], stopping: asyncio.Event) -> None:
+    """Act on the front's lines: `<conversation>` wakes its work, `hold …` starts a ⏳ timer,
+    `deliveries` hands stored Slack deliveries to the listeners."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -162,7 +175,9 @@ async def _read_pipe(kick: Callable[[int], None], hold: Callable[..., None],
         while line := await reader.readline():
             fields = line.decode("ascii", "replace").split()
             try:
-                if len(fields) == 4 and fields[0] == HOLD:
+                if fields == [DELIVERIES]:
+                    deliveries()
+                elif len(fields) == 4 and fields[0] == HOLD:
                     hold(conversation_id=int(fields[1]), channel=fields[2], ts=fields[3])
                 else:
                     [conversation] = fields

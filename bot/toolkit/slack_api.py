@@ -151,6 +151,9 @@ class SlackGateway:
             self._team_id = response.get("team_id", "")
         return self._bot_user_id or "", self._team_id or ""
 
+    async def bot_user_id(self) -> str:
+        return (await self.identity())[0]
+
     def is_held(self, channel: str | None) -> bool:
         """True while posts to `channel` must wait (see `holds`)."""
         return bool(channel) and self.holds(str(channel))

@@ -29,6 +29,7 @@ from bot.usecases.human_answers import HumanAnswers, parse_numbered_reply
 from bot.usecases.intake import IncomingMessage, Intake
 from bot.usecases.people import People
 from bot.usecases.staff_replies import StaffReplies
+from storage.inbound import StoredDelivery
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ class Inbox:
         self._holding = holding  # the ⏳ on slow answers
         self._worker = worker
 
-    async def on_message_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def on_message_event(self, body: dict[str, Any], event: dict[str, Any], *,
+                               delivery: StoredDelivery | None = None) -> None:
+        """`delivery`: the stored Slack delivery the event came in, deleted with its record."""
         channel = event.get("channel", "")
         if event.get("channel_type") not in _CHANNEL_TYPES:
             return
@@ -71,7 +74,7 @@ class Inbox:
             thread_ts=thread_root_ts(event), ts=event["ts"], user_id=event["user"],
             user_name=await self._people.name(event["user"], author_name_from_event(event)),
             text=words or texts.message_without_words(attached_file_names(event)),
-            event_key=event_dedupe_key(body), has_words=bool(words),
+            event_key=event_dedupe_key(body), has_words=bool(words), delivery=delivery,
         )
         if await self._people.is_staff(incoming.user_id):
             conversation_id = await self._intake.record_staff_message(incoming)

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.toolkit import texts
 from bot.toolkit.payloads import message_dedupe_key
 from bot.toolkit.posts import PostQueue, wake
-from storage import conversations, events, human_requests, messages, work_items
+from storage import conversations, events, human_requests, inbound, messages, work_items
+from storage.inbound import StoredDelivery
 from storage.models import Conversation, utcnow
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class IncomingMessage:
     text: str
     event_key: str | None
     has_words: bool = True  # False: only files or images; the model is not asked about it
+    # The stored Slack delivery it came in: deleted with the message's record.
+    delivery: StoredDelivery | None = None
 
 
 class Intake:
@@ -60,7 +63,7 @@ class Intake:
                     customer_name=incoming.user_name, text=incoming.text,
                     meta={"slack_user_name": incoming.user_name})
                 if created is not None:
-                    await session.commit()
+                    await self._commit(session, incoming)
                     return created
             conversation = await conversations.get_or_create_conversation(
                 session, team_id=incoming.team_id, channel_id=incoming.channel_id,
@@ -76,8 +79,16 @@ class Intake:
                 meta={"slack_user_name": incoming.user_name}, status="success",
             )
             await self._queue_follow_up(session, conversation, incoming, message.id)
-            await session.commit()
+            await self._commit(session, incoming)
             return conversation.id
+
+    @staticmethod
+    async def _commit(session: AsyncSession, incoming: IncomingMessage) -> None:
+        """Commit the message's record, its stored delivery deleted in the same transaction."""
+        await inbound.forget_with(session, incoming.delivery)
+        await session.commit()
+        if incoming.delivery is not None:
+            incoming.delivery.forgotten = True
 
     async def _queue_follow_up(self, session: AsyncSession, conversation: Conversation,
                                incoming: IncomingMessage, message_id: int) -> None:
@@ -115,7 +126,7 @@ class Intake:
             conversation = await conversations.find_conversation_by_thread(
                 session, channel_id=incoming.channel_id, thread_ts=incoming.thread_ts)
             if conversation is None:
-                await session.commit()
+                await self._commit(session, incoming)
                 return None
             await messages.add_message(
                 session, conversation_id=conversation.id, role="assistant", position="turn",
@@ -124,5 +135,5 @@ class Intake:
                 meta=messages.human_metadata(incoming.user_name, incoming.user_id),
             )
             conversation.last_human_activity_at = utcnow()
-            await session.commit()
+            await self._commit(session, incoming)
             return conversation.id

@@ -45,7 +45,7 @@ async def asked(bot: Any, slack: Any, model: Any, *, final: str = "Final answer.
     model.script(ToolCalls([("askHuman", {"question": "Can we ship to Mars?"})]), Reply(final))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
     post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, post
 
 

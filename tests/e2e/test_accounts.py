@@ -32,10 +32,10 @@ async def test_the_case_card_shows_the_account_only_for_mapped_channels(start, s
         model.script(Reply("bot answer"))
         ts = await slack.user_posts(channel, CUSTOMER, "hello")
         await slack.wait_for_message(channel, thread_ts=ts)
-        await bot.services.worker.idle()
+        await bot.services.idle()
         await slack.message_shortcut("case-take-shortcut", user=STAFF, channel=channel,
                                      message_ts=ts)
-        await bot.services.worker.idle()
+        await bot.services.idle()
     cards = [m for m in slack.messages(SUPPORT) if "Case #" in str(m.get("blocks"))]
     acme = next(m for m in cards if f"<#{CUSTOMERS}>" in str(m["blocks"]))
     globex = next(m for m in cards if f"<#{OTHER_CUSTOMERS}>" in str(m["blocks"]))
@@ -55,7 +55,7 @@ async def test_a_gold_account_is_reminded_on_its_tiers_timer(start, slack, model
     model.script(ToolCalls([("askHuman", {"question": QUESTION})]))
     await slack.user_posts(OTHER_CUSTOMERS, CUSTOMER, "Same question here")
     await slack.wait_for_message(SUPPORT, predicate=lambda m: OTHER_CUSTOMERS in str(m))
-    await bot.services.worker.idle()
+    await bot.services.idle()
     gold, default = await all_rows(bot, HumanRequest)
     assert gold.reminders_sent >= 1
     assert default.remind_at - default.created_at > timedelta(minutes=59)

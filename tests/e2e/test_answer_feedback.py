@@ -28,7 +28,7 @@ async def an_answer(bot, slack, model, question="My internet is down, what do I 
     model.script(Reply(ANSWER))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, question)
     answer = await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, answer
 
 
@@ -50,7 +50,7 @@ async def test_thumbs_down_is_stored_and_shown_to_staff_with_question_and_answer
     result = await click(slack, answer, user=CUSTOMER, positive=False)
     assert result.status == 200
     note = await slack.wait_for_message(SUPPORT, predicate=lambda m: "unhelpful" in m["text"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert "My internet is down, what do I do?" in note["text"]
     assert ANSWER in note["text"]
     [row] = await all_rows(bot, AnswerFeedback)
@@ -63,7 +63,7 @@ async def test_thumbs_down_is_stored_and_shown_to_staff_with_question_and_answer
     told = await slack.wait_for_call("chat.postEphemeral",
                                      lambda c: c.params["user"] == CUSTOMER)
     assert told.params["text"] == texts.feedback_already_given()
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert [(r.positive) for r in await all_rows(bot, AnswerFeedback)] == [False]
     assert len([m for m in bot_posts(slack, SUPPORT) if "unhelpful" in m["text"]]) == 1
 
@@ -71,7 +71,7 @@ async def test_thumbs_down_is_stored_and_shown_to_staff_with_question_and_answer
 async def test_thumbs_up_is_stored_without_a_staff_post(bot, slack, model):
     _, answer = await an_answer(bot, slack, model)
     await click(slack, answer, user=CUSTOMER, positive=True)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [row] = await all_rows(bot, AnswerFeedback)
     assert row.positive is True
     assert not [m for m in bot_posts(slack, SUPPORT) if "unhelpful" in m["text"]]
@@ -84,7 +84,7 @@ async def test_thumbs_down_from_someone_else_records_nothing(bot, slack, model):
         told = await slack.wait_for_call("chat.postEphemeral",
                                          lambda c, u=user: c.params["user"] == u)
         assert told.params["text"] == texts.feedback_not_yours()
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert await all_rows(bot, AnswerFeedback) == []
     assert not [m for m in bot_posts(slack, SUPPORT) if "unhelpful" in m["text"]]
 
@@ -97,7 +97,7 @@ async def test_a_forged_value_records_nothing(bot, slack, model):
         stored["blocks"] = answer["blocks"]
         result = await click(slack, answer, user=CUSTOMER, positive=False)
         assert result.status == 200
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert await all_rows(bot, AnswerFeedback) == []
 
 
@@ -105,7 +105,7 @@ async def test_duplicate_delivery_of_a_click_counts_once(bot, slack, model):
     _, answer = await an_answer(bot, slack, model)
     await click(slack, answer, user=CUSTOMER, positive=False)
     await click(slack, answer, user=CUSTOMER, positive=False)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(await all_rows(bot, AnswerFeedback)) == 1
     assert len([m for m in bot_posts(slack, SUPPORT) if "unhelpful" in m["text"]]) == 1
 
@@ -117,9 +117,9 @@ async def test_the_report_counts_thumbs_per_week(start, slack, model):
     model.script(Reply("Second answer."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Question two?")
     second = await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await click(slack, second, user=CUSTOMER, positive=False)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     async with bot.services.sessions() as session:
         report = await build_report(session, since=utcnow().replace(year=2020))

@@ -25,7 +25,7 @@ async def test_a_reply_from_someone_who_is_not_staff_answers_nothing(bot, slack,
     _, post = await asked(bot, slack, model)
     await slack.user_posts(SUPPORT, SUPPORT_GUEST, "sure, why not", thread_ts=post["ts"])
     await slack.wait_for_call("chat.postEphemeral")
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert ephemerals_for(slack, SUPPORT_GUEST) == [texts.not_staff_answer()]
     assert [r.status for r in await requests(bot)] == ["pending"]
@@ -41,7 +41,7 @@ async def test_a_late_answer_to_an_answered_request_changes_nothing(bot, slack, 
     await slack.user_posts(SUPPORT, STAFF, "Yes, via SpaceX.", thread_ts=post["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: m["text"] == "Final answer.")
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     late = await slack.submit_view(view_id, user=STAFF_2, values={
         RequestView.answer_block: {RequestView.answer_input: "No, never."}})
@@ -75,7 +75,7 @@ async def test_let_the_bot_answer_and_cancel_buttons(bot, slack, model):
                  Reply("Done on my own."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hard question")
     post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
                              action_id=RequestAction.bot_answers, value="1")
@@ -125,7 +125,7 @@ async def test_a_pending_question_survives_a_restart(start, slack, model):
         CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == "Answered after the restart.")
     assert reply
     assert model.requests[-1]["messages"][-1]["content"] == "Yes we can."
-    await second.services.worker.idle()
+    await second.services.idle()
 
 
 async def test_a_turn_interrupted_by_a_crash_is_resumed(start, slack, model):
@@ -154,7 +154,7 @@ async def test_let_the_bot_answer_makes_the_demo_model_answer_on_its_own(bot, sl
     customer itself and never repeats what staff told the bot."""
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
     post = await slack.wait_for_message(SUPPORT)  # the offline model asks staff
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
                              action_id=RequestAction.bot_answers, value="1")
     answer = await slack.wait_for_message(

@@ -45,7 +45,7 @@ async def test_single_question_round_trip(bot, slack, model):
     assert (request.status, request.answered_by, request.answered_by_name) == (
         "answered", STAFF, "Sam Staff")
     assert request.tool_call_id == call_id and request.support_ts == post["ts"]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     roles = [(m.role, m.agent_name) for m in await stored_messages(bot)]
     assert roles == [("user", None), ("assistant", None), ("tool", "Sam Staff"),
                      ("assistant", None)]
@@ -70,7 +70,7 @@ async def test_two_questions_in_one_step_wait_for_both_answers(bot, slack, model
     assert "Question #2" in str(second["blocks"])
 
     await slack.user_posts(SUPPORT, STAFF, "#2 No, all paid.", thread_ts=first["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(model.requests) == 1  # no continuation after the first answer
 
     await slack.user_posts(SUPPORT, STAFF, "Pro plan", thread_ts=first["ts"])
@@ -107,7 +107,7 @@ async def test_customer_writing_while_a_question_is_pending(bot, slack, model):
     forwarded = await slack.wait_for_message(
         SUPPORT, thread_ts=post["ts"], predicate=lambda m: "same card" in m["text"])
     assert "Carol Customer" in forwarded["text"]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(model.requests) == 1  # no competing model turn
 
     await slack.user_posts(SUPPORT, STAFF, "Approved, same card.", thread_ts=post["ts"])

@@ -67,7 +67,7 @@ async def test_nul_and_lone_surrogate_are_stored_cleaned_and_answered(bot, slack
         "I read: helloworld")
     assert (await slack.wait_for_message(CUSTOMERS, thread_ts=second))["text"] == (
         "I read: broken \ufffd text")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     stored = [m.text for m in await stored_messages(bot) if m.role == "user"]
     assert stored == ["helloworld", "broken \ufffd text"]
     for ts in (first, second):
@@ -92,7 +92,7 @@ async def test_unreadable_bodies_get_400_and_one_warning_without_traceback(bot, 
     assert len(warnings_naming(warnings_log, "Ev0BROKEN1")) == 1
     assert warnings_naming(warnings_log, "Ev0FORGED1") == []
     assert_no_traceback(warnings_log)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert await message_count(bot) == 0 and model.requests == []
 
     # The bot is unharmed: the next good message is answered.
@@ -126,7 +126,7 @@ async def test_files_only_message_gets_a_plain_reply_and_staff_are_not_bothered(
         {"id": "F0INVOICE", "name": "invoice.pdf", "mimetype": "application/pdf"}])
 
     reply = await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert reply["text"] == texts.cannot_read_files()
     assert model.requests == []

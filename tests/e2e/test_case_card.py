@@ -25,9 +25,9 @@ def buttons(card: dict[str, Any]) -> set[str]:
 
 
 async def settled(bot: Any, slack: Any, ts: str) -> dict[str, Any]:
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await bot.services.worker.sweep()
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return current(slack, ts)
 
 

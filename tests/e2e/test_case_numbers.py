@@ -15,13 +15,13 @@ async def test_only_conversations_staff_see_get_numbers_and_they_have_no_gaps(bo
     model.script(Reply("Hi! We're open 9 to 5."))
     answered = await slack.user_posts(CUSTOMERS, CUSTOMER, "When are you open?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=answered)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     for question in ("Do you ship to Mars?", "Do you ship to Venus?"):
         model.script(ToolCalls([("askHuman", {"question": question})]))
         await slack.user_posts(CUSTOMERS, CUSTOMER, question)
         await slack.wait_for_message(SUPPORT, predicate=lambda m, q=question: q in m["text"])
-        await bot.services.worker.idle()
+        await bot.services.idle()
 
     rows = await all_rows(bot, Conversation)
     assert [row.case_number for row in rows] == [None, 1, 2]
@@ -35,7 +35,7 @@ async def test_cases_surfacing_at_once_get_distinct_numbers(bot, slack, model):
         model.script(Reply("ok"))
         ts = await slack.user_posts(CUSTOMERS, CUSTOMER, text)
         await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     ids = [row.id for row in await all_rows(bot, Conversation)]
 
     async def number(conversation_id: int) -> int:

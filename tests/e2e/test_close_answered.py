@@ -20,7 +20,7 @@ async def answered(bot, slack, model, text: str) -> str:
     model.script(Reply("We're open 9 to 5."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, text)
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts
 
 
@@ -32,7 +32,7 @@ async def test_a_conversation_the_bot_answered_alone_closes_and_asks_for_a_ratin
     assert await bot.followups.close_answered() == 0  # not quiet long enough yet
     await asyncio.sleep(1.1)
     assert await bot.followups.close_answered() == 1
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [case] = await all_rows(bot, Conversation)
     assert case.status == "resolved" and case.resolved_at is not None
     assert case.case_number is None  # staff never had to see it
@@ -50,12 +50,12 @@ async def test_conversations_staff_saw_stay_open(
     model.script(ToolCalls([("askHuman", {"question": "Mars?"})]))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
     await slack.wait_for_message(SUPPORT)  # a question: staff see the case
-    await bot.services.worker.idle()
+    await bot.services.idle()
     model.script(Reply("Here you go."), Reply("..."))
     second = await answered(bot, slack, model, "And to the Moon?")
     await bot.services.worker.sweep()
     await slack.user_posts(CUSTOMERS, CUSTOMER, "thanks, one more thing", thread_ts=second)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await asyncio.sleep(1.1)
 
     assert await bot.followups.close_answered() == 1
@@ -71,7 +71,7 @@ async def test_without_after_bot_alone_the_case_closes_without_a_prompt(start, s
     ts = await answered(bot, slack, model, "When are you open?")
     await asyncio.sleep(1.1)
     assert await bot.followups.close_answered() == 1
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert [c.status for c in await all_rows(bot, Conversation)] == ["resolved"]
     assert not [m for m in bot_posts(slack, CUSTOMERS, ts)
                 if texts.rating_prompt() in m["text"]]

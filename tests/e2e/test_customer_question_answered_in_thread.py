@@ -24,7 +24,7 @@ async def test_top_level_message_is_answered_in_its_thread(bot, slack, model):
 
     assert reply["text"] == "You can reset it under *Settings → Security*."
     assert reply["thread_ts"] == ts
-    await bot.services.worker.idle()
+    await bot.services.idle()
     stored = await history(bot, CUSTOMERS, ts)
     assert [(m.role, m.status) for m in stored] == [("user", "success"), ("assistant", "success")]
     assert stored[0].text == "How do I reset my password?"
@@ -53,7 +53,7 @@ async def test_a_quick_answer_puts_no_holding_reaction(start, slack, model):
     model.script(Reply("Quick."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Fast one?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     # The answer came first, so the ⏳ due later is never put (the database decides).
     async with bot.services.sessions() as session:
         conversation = (await session.execute(select(Conversation).where(
@@ -88,7 +88,7 @@ async def test_two_quick_messages_are_answered_in_order(bot, slack, model):
 
     await slack.wait_for_message(CUSTOMERS, thread_ts=root,
                                  predicate=lambda m: m.get("text") == "second answer")
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     answers = [m["text"] for m in slack.messages(CUSTOMERS, thread_ts=root) if m.get("bot_id")]
     assert answers == ["first answer", "second answer"]
@@ -124,7 +124,7 @@ async def test_long_answer_streamed_arrives_whole_in_one_message(bot, slack, mod
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Tell me everything")
 
     await slack.wait_for_call("chat.stopStream")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [post] = [m for m in slack.messages(CUSTOMERS, thread_ts=ts) if m.get("bot_id")]
     assert post["text"] == long_answer
     assert all(len(c.params.get("markdown_text") or "") <= 12_000
@@ -138,7 +138,7 @@ async def test_markdown_is_converted_and_long_answers_are_split(start, slack, mo
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Tell me everything")
 
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     posts = [m for m in slack.messages(CUSTOMERS, thread_ts=ts) if m.get("bot_id")]
     assert len(posts) > 1
     assert all(len(p["text"]) <= 3900 for p in posts)

@@ -22,7 +22,7 @@ async def test_draft_is_sent_only_when_staff_approve(start, slack, model):
     model.script(Reply("Your order ships **today**."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "When does my order ship?")
     card = await draft_card(slack)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert "Your order ships *today*." in str(card["blocks"])
     # The customer sees that the team is on it, but not the draft.
@@ -35,7 +35,7 @@ async def test_draft_is_sent_only_when_staff_approve(start, slack, model):
     sent = await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                         predicate=lambda m: "today" in m["text"])
     assert sent["text"] == "Your order ships *today*."
-    await bot.services.worker.idle()
+    await bot.services.idle()
     answer = (await stored_messages(bot))[-1]
     assert answer.meta["approved_by"]["slack_user_id"] == STAFF
     assert answer.meta["approved_by"]["edited"] is False
@@ -50,7 +50,7 @@ async def test_edited_and_discarded_drafts(start, slack, model):
     model.script(Reply("Refunds take 5 days."), Reply("Something wrong."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "How long do refunds take?")
     card = await draft_card(slack)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=DraftAction.edit)
@@ -60,7 +60,7 @@ async def test_edited_and_discarded_drafts(start, slack, model):
     sent = await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                         predicate=lambda m: "business days" in m["text"])
     assert sent
-    await bot.services.worker.idle()
+    await bot.services.idle()
     answer = (await stored_messages(bot))[-1]
     assert answer.text == "Refunds take 3 to 5 business days."
     assert answer.meta["approved_by"]["edited"] is True
@@ -71,7 +71,7 @@ async def test_edited_and_discarded_drafts(start, slack, model):
     discarded_id = int(second["blocks"][-1]["elements"][0]["value"])
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=second["ts"],
                              action_id=DraftAction.discard)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert not [m for m in bot_posts(slack, CUSTOMERS, ts) if "wrong" in m["text"]]
     await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == second["ts"])
     closed = next(m for m in slack.messages(SUPPORT) if m["ts"] == second["ts"])

@@ -27,7 +27,7 @@ async def test_retried_event_is_answered_once(bot, slack, model):
 
     retry = await slack.redeliver(first_event)
     assert retry.status == 200
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.settle()
 
     assert [m["text"] for m in bot_replies(slack, CUSTOMERS, ts)] == ["only once"]
@@ -39,7 +39,7 @@ async def test_mention_delivered_as_message_and_app_mention_gets_one_reply(bot, 
     model.script(Reply("one reply"), Reply("a second reply must never be posted"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "<@U0BOT> can you help?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.settle()
 
     kinds = sorted(d.payload["event"]["type"] for d in slack.deliveries
@@ -55,7 +55,7 @@ async def test_bots_edits_deletions_joins_and_other_channels_get_no_reply(bot, s
     await slack.user_posts(INTERNAL, CUSTOMER, "a message in a channel that is not a customer one")
     await slack.user_posts(SUPPORT, STAFF, "staff chatting in the support channel")
     await slack.user_joins(CUSTOMERS, "U0NEWBIE")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.settle()
 
     assert model.requests == []
@@ -69,7 +69,7 @@ async def test_edits_and_deletions_of_customer_messages_do_not_start_a_turn(bot,
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
     await slack.user_edits(CUSTOMERS, ts, "first (edited)", CUSTOMER)
     await slack.user_deletes(CUSTOMERS, ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.settle()
 
     assert len(model.requests) == 1
@@ -80,7 +80,7 @@ async def test_bots_own_posts_echoed_back_are_ignored(bot, slack, model):
     model.script(Reply("hello"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hi")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.settle()
     echoed = [d for d in slack.deliveries if d.payload.get("event", {}).get("bot_id")]
     assert echoed, "the emulator echoes the bot's own post back, like Slack"

@@ -17,7 +17,7 @@ async def test_rate_limited_post_is_retried_after_retry_after(bot, slack, model)
     assert reply["text"] == "delivered despite the rate limit"
     statuses = [c.status for c in slack.calls_to("chat.postMessage")]
     assert statuses[:2] == [429, 200]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(bot_posts(slack, CUSTOMERS, ts)) == 1
 
 
@@ -43,7 +43,7 @@ async def test_next_message_after_a_model_failure_is_answered(bot, slack, model)
                  Reply("back online"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "first try")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.user_posts(CUSTOMERS, CUSTOMER, "second try", thread_ts=ts)
     reply = await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                          predicate=lambda m: m["text"] == "back online")

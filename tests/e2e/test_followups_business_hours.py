@@ -42,7 +42,7 @@ async def test_out_of_hours_the_customer_hears_when_the_team_is_back(start, slac
     assert request.give_up_at == opening + timers_.give_up_after
     # So nothing is due yet, though every timer's wall-clock duration has passed.
     assert await bot.followups.run_due() == 0
-    await bot.services.worker.idle()
+    await bot.services.idle()
     customer_posts = [m["text"] for m in slack.messages(CUSTOMERS, thread_ts=ts)]
     assert customer_posts.count(away) == 1
     assert texts.customer_holding_notice() not in customer_posts
@@ -61,6 +61,6 @@ async def test_in_hours_there_is_no_away_note(start, slack, model):
     assert working_time(bot.services.config).is_open(datetime.now(UTC))
     ts, _ = await ask(slack, model, holding="Let me check with the team.")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert [m["text"] for m in slack.messages(CUSTOMERS, thread_ts=ts)][1:] == [
         "Let me check with the team."]

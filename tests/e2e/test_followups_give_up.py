@@ -47,13 +47,13 @@ async def test_a_late_answer_does_not_reopen_the_expired_question(start, slack, 
     bot = await start(timers=timers(give_up_after="1s"))
     ts, post = await ask(slack, model, honest(HONEST))
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == HONEST)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     calls = len(model.requests)
 
     await slack.user_posts(SUPPORT, STAFF, "Sorry for the delay: yes, refund it.",
                            thread_ts=post["ts"])
     await slack.settle()
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     # The question stays expired and the model's history keeps its one result; what staff
     # wrote late reaches the customer as their own words (issue 5's relay), not as a tool result.
@@ -88,7 +88,7 @@ async def test_an_answer_racing_the_give_up_has_exactly_one_winner(start, slack,
     # answer reaches the customer as the staff member's message.
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: m["text"] in (HONEST, "Yes."))
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     request = await the_request(bot)
     tools = [m for m in await stored_messages(bot) if m.role == "tool"]

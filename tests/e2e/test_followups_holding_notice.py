@@ -32,7 +32,7 @@ async def test_a_waiting_customer_is_told_once(start, slack, model):
     await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
                                  predicate=lambda m: "Reminder 1/1" in m["text"])
     assert await bot.followups.notify_customers() == 0
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(notices(slack, ts)) == 1
 
 
@@ -41,7 +41,7 @@ async def test_a_customer_waiting_on_a_person_who_owns_the_case_is_told(start, s
     model.script(Reply("Hi! How can I help?"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     async with bot.services.sessions() as session:
         case = await conversations.get_conversation(session, 1)
         await conversations.change_assignee(session, case, to=STAFF, by=STAFF,
@@ -64,7 +64,7 @@ async def test_a_customer_answered_by_staff_meanwhile_is_not_told(start, slack, 
     model.script(Reply("Hi! How can I help?"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     async with bot.services.sessions() as session:
         case = await conversations.get_conversation(session, 1)
         await conversations.change_assignee(session, case, to=STAFF, by=STAFF,
@@ -74,12 +74,13 @@ async def test_a_customer_answered_by_staff_meanwhile_is_not_told(start, slack, 
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Anyone there?", thread_ts=ts)
     await slack.user_posts(CUSTOMERS, STAFF, "Yes, Sam here. Looking now.", thread_ts=ts)
     await slack.settle()
+    await bot.services.idle()
     since = (await conversation(bot)).waiting_on_humans_since
     assert since is not None
     await wait_until(since + timedelta(seconds=1))
 
     assert await bot.followups.notify_customers() == 0
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert notices(slack, ts) == []
     assert (await conversation(bot)).waiting_on_humans_since is None
 
@@ -92,7 +93,7 @@ async def test_each_wait_gets_its_own_notice(start, slack, model):
     await slack.user_posts(SUPPORT, STAFF, "Approved.", thread_ts=post["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: m["text"] == "Refund approved.")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).waiting_on_humans_since is None
 
     async with bot.services.sessions() as session:

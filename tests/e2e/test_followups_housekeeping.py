@@ -19,7 +19,7 @@ async def test_old_finished_rows_are_pruned_and_the_rest_kept(start, slack, mode
     model.script(Reply("Hello!"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hi")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     eight_days_ago = utcnow() - timedelta(days=8)
     async with bot.services.sessions() as session:

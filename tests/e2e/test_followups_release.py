@@ -27,7 +27,7 @@ async def answered_case(bot, slack, model, *then):
     await slack.user_posts(SUPPORT, STAFF, "Yes, refund it.", thread_ts=post["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: "can be refunded" in m["text"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, post
 
 
@@ -70,7 +70,7 @@ async def test_an_idle_case_can_go_back_to_the_team_instead(start, slack, model)
         SUPPORT, thread_ts=post["ts"], predicate=lambda m: "unassigned again" in m["text"])
     assert "Case #1" in note["text"] and f"<@{STAFF}>" in note["text"]
     assert note["text"].endswith("anyone can take it.")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     case = await conversation(bot)
     assert case.assignee == "humans"
     assert len(model.requests) == calls  # nobody gave it to the bot

@@ -54,7 +54,7 @@ async def test_an_answered_question_is_not_reminded_again(start, slack, model):
     await wait_until(request.remind_at)  # the next reminder would now be due
 
     assert await bot.followups.remind() == 0
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(thread_posts_with(slack, post["ts"], ":bell: Reminder")) == reminded
 
 

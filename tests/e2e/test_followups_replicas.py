@@ -32,8 +32,8 @@ async def test_two_replicas_run_the_follow_ups_of_a_case_once(start, slack, mode
     # Both replicas keep checking; nothing is left to claim.
     assert await first.followups.run_due() == 0
     assert await second.followups.run_due() == 0
-    await first.services.worker.idle()
-    await second.services.worker.idle()
+    await first.services.idle()
+    await second.services.idle()
 
     assert len(thread_posts_with(slack, post["ts"], ":bell: Reminder")) == 1
     assert len([m for m in bot_posts(slack, SUPPORT) if "has waited" in m["text"]]) == 1
@@ -65,8 +65,8 @@ async def test_replicas_checking_at_the_same_moment_claim_each_row_once(start, s
                                       for bot in (first, second, first, second)))
     assert sum(given_up) == 1
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == HONEST)
-    await first.services.worker.idle()
-    await second.services.worker.idle()
+    await first.services.idle()
+    await second.services.idle()
 
     assert len(thread_posts_with(slack, post["ts"], ":bell: Reminder")) == 1
     assert len([m for m in bot_posts(slack, SUPPORT) if "has waited" in m["text"]]) == 1

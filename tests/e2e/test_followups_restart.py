@@ -38,7 +38,7 @@ async def test_a_reminder_due_during_downtime_fires_once_on_start_up(start, slac
     await slack.wait_for_message(SUPPORT, thread_ts=thread,
                                  predicate=lambda m: "Reminder 2/2" in m["text"])
     assert await third.followups.run_due() == 0
-    await third.services.worker.idle()
+    await third.services.idle()
     assert [re.search(r"Reminder \d/\d", m["text"]).group() for m in thread_posts_with(
         slack, thread, ":bell: Reminder")] == ["Reminder 1/2", "Reminder 2/2"]
     request = await the_request(third)

@@ -81,8 +81,8 @@ async def test_two_replicas_with_short_timers_post_each_reminder_once(start, sla
                                  predicate=lambda m: "Reminder 3/3" in m["text"], timeout=WAIT)
     assert await first.followups.run_due() == 0
     assert await second.followups.run_due() == 0
-    await first.services.worker.idle()
-    await second.services.worker.idle()
+    await first.services.idle()
+    await second.services.idle()
 
     sent = [re.search(r"Reminder \d/\d", m["text"]).group()
             for m in thread_posts_with(slack, post["ts"], ":bell: Reminder")]
@@ -122,14 +122,14 @@ async def test_a_slow_check_delays_the_next_without_skipping_it(start, slack, mo
     caplog.set_level(logging.INFO)
     bot = await start(timers=timers(remind_after="1s", max_reminders=3, check_every=0.2))
     _, post = await ask(slack, model)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     request = await the_request(bot)
 
     async with writes_blocked(database_url):  # the reminder's claim waits, checks come due
         await wait_until(request.remind_at + timedelta(seconds=1))
     await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
                                  predicate=lambda m: "Reminder 3/3" in m["text"], timeout=WAIT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert len(thread_posts_with(slack, post["ts"], ":bell: Reminder")) == 3
     noisy = [record.getMessage() for record in caplog.records
@@ -153,7 +153,7 @@ async def test_a_database_outage_is_one_warning_and_the_next_check_retries(
     slack.connect_http(f"http://127.0.0.1:{bot.http_port}{config.slack.http.path}")
     try:
         _, post = await ask(slack, model)
-        await bot.services.worker.idle()
+        await bot.services.idle()
         request = await the_request(bot)
 
         proxy.cut()

@@ -18,7 +18,7 @@ async def a_case(bot, slack, model):
     model.script(ToolCalls([("askHuman", {"question": "Discount allowed?"})]))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Can I get a discount?")
     await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts
 
 

@@ -68,7 +68,7 @@ async def handed_to_humans(bot: Any, slack: Any, model: Any) -> dict[str, Any]:
     model.script(ToolCalls([("transferToHuman", {"reason": "customer asked for a person"})]))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "I want to talk to a person")
     card = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return card
 
 
@@ -144,7 +144,7 @@ async def test_buttons_on_home_work_and_a_stale_one_is_refused(start, slack, mod
     since = len(slack.calls)
     result = await slack.click_home_button(user=STAFF, action_id=CaseAction.take)
     assert result.ok
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
     mine = await published_for(slack, STAFF, lambda v: "Owned by" in shown(v), since=since)
     assert buttons(mine)[CaseAction.take] == f"1:{STAFF}"
@@ -167,7 +167,7 @@ async def test_buttons_on_home_work_and_a_stale_one_is_refused(start, slack, mod
     # Resolve from Home.
     since = len(slack.calls)
     await slack.click_home_button(user=STAFF, action_id=CaseAction.resolve)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).status == "resolved"
     await published_for(slack, STAFF, lambda v: "Case #1" not in shown(v), since=since)
 
@@ -179,7 +179,7 @@ async def test_use_this_from_home_reaches_the_customer(start, slack, model):
                  Reply("Final answer."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
     await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.open_home(STAFF)
     view = await published_for(slack, STAFF, lambda v: "Questions waiting" in shown(v)
                                and "Can we ship to Mars?" in shown(v))
@@ -211,7 +211,7 @@ async def test_handoff_list_shows_the_same_queue(start, slack, model):
                              "blocks": answer["blocks"]})
     await slack.click_ephemeral_button(user=STAFF, ephemeral_ts="1.000001",
                                        action_id=CaseAction.take)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
 
     refused = await slack.slash_command("/handoff", "list", user=CUSTOMER, channel=CUSTOMERS)
@@ -230,7 +230,7 @@ async def test_a_rate_limited_publish_loses_no_case_work_and_is_retried(start, s
     since = len(slack.calls)
     await slack.click_button(user=STAFF_2, channel=SUPPORT, message_ts=card["ts"],
                              action_id=CaseAction.take)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF_2  # the case work is done
     await slack.wait_for_message(SUPPORT, thread_ts=card["ts"],
                                  predicate=lambda m: f"<@{STAFF_2}>" in m["text"])
@@ -254,7 +254,7 @@ async def test_a_refused_publish_waits_for_the_next_change(start, slack, model):
     since = len(slack.calls)
     await slack.click_button(user=STAFF_2, channel=SUPPORT, message_ts=card["ts"],
                              action_id=CaseAction.take)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF_2
     await slack.wait_for_call("views.publish", lambda c: not c.response.get("ok"), since=since)
     await viewer_when(bot, STAFF, lambda v: (v.failures, v.last_error, v.due_at) == (
@@ -278,7 +278,7 @@ async def test_two_replicas_publish_each_change_once_per_interval(start, slack, 
     await slack.slash_command("/handoff", "take 1", user=STAFF_2, channel=SUPPORT)
     await slack.slash_command("/handoff", "bot 1", user=STAFF_2, channel=SUPPORT)
     for replica in (first, second):
-        await replica.services.worker.idle()
+        await replica.services.idle()
         await replica.services.home.refresh_once()
     assert len([c for c in slack.calls_to("views.publish")
                 if c.params["user_id"] == STAFF]) == 1

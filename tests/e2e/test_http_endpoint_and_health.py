@@ -43,7 +43,7 @@ async def test_bad_or_stale_signature_gets_401_and_does_nothing(bot, slack, mode
     missing = await post(url, body, {})
 
     assert [bad[0], stale[0], missing[0]] == [401, 401, 401]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert model.requests == []
     assert not bot_posts(slack, CUSTOMERS)
 

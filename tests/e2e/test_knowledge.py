@@ -69,7 +69,7 @@ async def staff_answered_case(bot, slack, channel=CUSTOMERS, question=QUESTION,
     await slack.user_posts(SUPPORT, STAFF, answer, thread_ts=post["ts"])
     await slack.wait_for_message(channel, thread_ts=ts,
                                  predicate=lambda m: "Our team says" in m["text"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, post
 
 
@@ -89,7 +89,7 @@ async def answer_to(bot, slack, model, text, *, channel=OTHER_CUSTOMERS):
     ts = await slack.user_posts(channel, CUSTOMER, text)
     request = await model.wait_for_request(
         lambda r: any(m.get("content") == text for m in r["messages"]), since=since)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, request
 
 
@@ -100,7 +100,7 @@ async def test_a_staff_answer_saved_as_knowledge_answers_the_next_customer(start
     _, post = await staff_answered_case(bot, slack)
     assert "Done" in await command(slack, "resolve 1")
     card = await proposal(slack, post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     # Distilled by the model from what staff said, with the customer's question.
     distill = next(r for r in model.requests if "knowledge base" in system_prompt(r))
     assert STAFF_ANSWER in distill["messages"][-1]["content"]
@@ -122,7 +122,7 @@ async def test_a_staff_answer_saved_as_knowledge_answers_the_next_customer(start
                                               message_ts=card["ts"],
                                               action_id=KnowledgeAction.save)
                            for user in (STAFF, STAFF_2)))
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [entry] = await all_rows(bot, KnowledgeEntry)
     assert entry.status == "saved" and entry.saved_by in (STAFF, STAFF_2)
     loser = STAFF_2 if entry.saved_by == STAFF else STAFF
@@ -178,10 +178,10 @@ async def test_discarded_and_expired_entries_are_never_used(start, slack, model)
     _, post = await staff_answered_case(bot, slack)
     await command(slack, "resolve 1")
     card = await proposal(slack, post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=KnowledgeAction.discard)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [entry] = await all_rows(bot, KnowledgeEntry)
     assert (entry.status, entry.closed_by) == ("discarded", STAFF)
     _, request = await answer_to(bot, slack, model, PARAPHRASE)
@@ -197,10 +197,10 @@ async def test_discarded_and_expired_entries_are_never_used(start, slack, model)
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
                              action_id=CaseAction.resolve)
     card = await proposal(slack, post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=KnowledgeAction.save)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     saved = (await all_rows(bot, KnowledgeEntry))[-1]
     _, request = await answer_to(bot, slack, model, PARAPHRASE)
     assert f"[kb:{saved.id}]" in system_prompt(request)
@@ -223,7 +223,7 @@ async def test_edit_before_saving_and_kb_edit_afterwards(start, slack, model):
     _, post = await staff_answered_case(bot, slack)
     await command(slack, "resolve 1")
     card = await proposal(slack, post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=KnowledgeAction.edit)
     opened = await slack.wait_for_call("views.open")
@@ -232,7 +232,7 @@ async def test_edit_before_saving_and_kb_edit_afterwards(start, slack, model):
     await slack.submit_view(view["id"], user=STAFF, values={
         KnowledgeView.question_block: {KnowledgeView.question_input: QUESTION},
         KnowledgeView.answer_block: {KnowledgeView.answer_input: "Billing → Invoices → PDF."}})
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [entry] = await all_rows(bot, KnowledgeEntry)
     assert (entry.status, entry.answer) == ("saved", "Billing → Invoices → PDF.")
     assert entry.embedding is not None
@@ -247,7 +247,7 @@ async def test_edit_before_saving_and_kb_edit_afterwards(start, slack, model):
         KnowledgeView.question_block: {KnowledgeView.question_input: "Can I get invoices as "
                                        "PDF files?"},
         KnowledgeView.answer_block: {KnowledgeView.answer_input: "Yes: Billing → Invoices."}})
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [entry] = await all_rows(bot, KnowledgeEntry)
     assert entry.question == "Can I get invoices as PDF files?" and entry.embedding
     _, request = await answer_to(bot, slack, model, PARAPHRASE)
@@ -259,9 +259,9 @@ async def test_no_staff_words_no_proposal(start, slack, model):
     model.script(Reply("We're open 9 to 5."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "When are you open?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.add_reaction(CUSTOMERS, ts, "white_check_mark", STAFF)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert await all_rows(bot, KnowledgeEntry) == []
     kinds = [w.kind for w in await all_rows(bot, WorkItem)]
     assert "kb-propose" in kinds  # asked, and found nothing staff said
@@ -274,12 +274,12 @@ async def test_model_failures_never_lose_a_turn_or_a_proposal(start, slack, mode
     model.script(Error(500), Error(500))
     await command(slack, "resolve 1")
     card = await proposal(slack, post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [entry] = await all_rows(bot, KnowledgeEntry)
     assert entry.answer == STAFF_ANSWER and QUESTION in entry.question
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=KnowledgeAction.save)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     # The embedding model fails while a customer asks (a replica whose embedding model
     # cannot be reached): the customer is answered without knowledge.
@@ -297,10 +297,10 @@ async def test_a_staff_answer_contradicting_a_saved_entry_is_flagged(start, slac
     _, post = await staff_answered_case(bot, slack)
     await command(slack, "resolve 1")
     card = await proposal(slack, post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=KnowledgeAction.save)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [entry] = await all_rows(bot, KnowledgeEntry)
 
     # The model is given the entry but still asks staff, who now answer differently.
@@ -314,7 +314,7 @@ async def test_a_staff_answer_contradicting_a_saved_entry_is_flagged(start, slac
     # Resolving that case proposes the new answer, and flags the entry once, not twice.
     await command(slack, "resolve 2")
     await proposal(slack, post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     flags = [m for m in bot_posts(slack, SUPPORT, post["ts"]) if "contradict" in m["text"]]
     assert len(flags) == 1
 
@@ -323,7 +323,7 @@ async def test_a_staff_answer_contradicting_a_saved_entry_is_flagged(start, slac
     _, post = await staff_answered_case(
         bot, slack, channel=OTHER_CUSTOMERS, question="How can I export invoices to PDF?",
         answer="Open Billing, then Invoices, and click Download PDF.")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert not [m for m in bot_posts(slack, SUPPORT, post["ts"]) if "contradict" in m["text"]]
 
 
@@ -339,7 +339,7 @@ async def test_a_crash_between_the_click_and_the_save_loses_nothing(start, slack
     # has expired (up to `worker.LEASE`).
     bot = await start(knowledge=EMBEDDINGS)
     card = await proposal(slack, post["ts"], timeout=LEASE.total_seconds() + 15)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     # The worker dies again; the click is recorded before Slack hears back, with the work it
     # causes (the embedding, the card's update) in the same transaction.
@@ -357,7 +357,7 @@ async def test_a_crash_between_the_click_and_the_save_loses_nothing(start, slack
     await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == card["ts"],
                               timeout=LEASE.total_seconds() + 15)
     for _ in range(400):
-        await bot.services.worker.idle()
+        await bot.services.idle()
         [entry] = await all_rows(bot, KnowledgeEntry)
         if entry.embedding:
             break
@@ -383,7 +383,7 @@ async def test_two_replicas_propose_once(start, slack, model):
     assert len(await all_rows(first, KnowledgeEntry)) == 1
     third = await start(knowledge=LEXICAL)
     await proposal(slack, post["ts"], timeout=LEASE.total_seconds() + 15)
-    await third.services.worker.idle()
+    await third.services.idle()
     assert len([m for m in bot_posts(slack, SUPPORT, post["ts"])
                 if "kb-save" in str(m.get("blocks"))]) == 1
 
@@ -401,7 +401,7 @@ async def test_the_embeddings_router_keeps_its_example_vectors_in_the_database(s
     assert bot.services.config.knowledge_embedding_model == "openai/router-embedding"
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "what are your opening hours today")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     async with bot.services.sessions() as session:
         stored = (await session.execute(select(EmbeddingCache))).scalars().all()
     assert {row.model for row in stored} == {"openai/router-embedding"} and len(stored) == 2
@@ -428,7 +428,7 @@ async def test_slack_refusing_posts_delays_the_proposal_and_its_update_but_never
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=KnowledgeAction.save)
     for _ in range(100):  # the outbox retries the update (its Retry-After)
-        await bot.services.worker.idle()
+        await bot.services.idle()
         if len([c for c in slack.calls_to("chat.update")
                 if c.params.get("ts") == card["ts"]]) >= 2:
             break
@@ -451,7 +451,7 @@ async def test_a_streamed_answer_never_shows_the_citation_tag(start, slack, mode
     card = await proposal(slack, post["ts"])
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=KnowledgeAction.save)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     since = len(slack.calls)
     # The tag mid-answer (models do not always put it last): nothing from it on is streamed.
     model.script(Reply("Open Billing, then Invoices, [kb:1] and click Download PDF next to "

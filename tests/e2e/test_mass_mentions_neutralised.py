@@ -63,7 +63,7 @@ async def test_ask_human_card_and_interim_copy_ping_nobody(bot, slack, model):
                                         predicate=lambda m: "hurry" in m["text"])
     assert live_mentions(copy) == []
     assert f"Also {READABLE} hurry" in copy["text"]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert all(live_mentions(post) == [] for post in support_thread_posts(slack, card["ts"]))
 
 
@@ -71,7 +71,7 @@ async def test_forward_to_the_owner_pings_nobody_but_staff_words_stay(bot, slack
     model.script(ToolCalls([("askHuman", {"question": "Which plan?"})]))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "What plan am I on?")
     card = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     taken = await slack.slash_command("/handoff", "take 1", user=STAFF, channel=SUPPORT)
     assert taken.status == 200
     # The bot's own mention of the new owner stays a mention.
@@ -98,7 +98,7 @@ async def test_transfer_reason_from_the_model_pings_nobody(bot, slack, model):
     await slack.user_posts(CUSTOMERS, CUSTOMER, "A person please")
 
     card = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert live_mentions(card) == []
     assert f"asked for {READABLE}" in json.dumps(card["blocks"], ensure_ascii=False)

@@ -62,7 +62,7 @@ async def test_an_answered_message_moves_the_metrics(bot, slack, model):
     model.script(Reply("Counted and answered."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "How do metrics work?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=30)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     after, text = await scrape(bot.http_port)
 
     message = {"type": "message"}
@@ -97,7 +97,7 @@ async def test_a_rate_limit_from_slack_is_counted_by_method(bot, slack, model):
     model.script(Reply("Sent after the rate limit."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Are you rate limited?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=30)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     after, _ = await scrape(bot.http_port)
     assert moved(before, after, "supportbot_slack_api_rate_limited_total",
                  method="chat.postMessage") == 1
@@ -111,7 +111,7 @@ async def test_pending_human_requests_and_handoffs_are_counted(bot, slack, model
                            text="Let me check with the team."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Can I upgrade?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=30)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(await requests(bot)) == 1
     await asyncio.sleep(1.1)
     middle, _ = await scrape(bot.http_port)
@@ -121,7 +121,7 @@ async def test_pending_human_requests_and_handoffs_are_counted(bot, slack, model
     model.script(ToolCalls([("transferToHuman", {"reason": "billing dispute"})]))
     other = await slack.user_posts(CUSTOMERS, CUSTOMER, "Please, a person.")
     await slack.wait_for_message(CUSTOMERS, thread_ts=other, timeout=30)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     for _ in range(50):
         after, _ = await scrape(bot.http_port)
         if moved(before, after, "supportbot_handoffs_total", reason="model"):
@@ -199,7 +199,7 @@ async def test_socket_mode_serves_metrics_and_probes_on_metrics_port(database_ur
         model.script(Reply("answered over Socket Mode"))
         ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello over a socket")
         await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-        await bot.services.worker.idle()
+        await bot.services.idle()
         after, text = await scrape(bot.metrics_port)
         assert moved(before, after, "supportbot_slack_events_acknowledged_total",
                      type="message") >= 1
@@ -244,7 +244,7 @@ async def test_followups_by_kind_and_staff_handoffs_are_counted(start, slack, mo
                                  predicate=lambda m: "Reminder" in m["text"], timeout=30)
     result = await slack.slash_command("/handoff", "take 1", user=STAFF, channel=SUPPORT)
     assert result.status == 200
-    await bot.services.worker.idle()
+    await bot.services.idle()
     after, text = await scrape(bot.http_port)
     assert moved(before, after, "supportbot_followups_fired_total", kind="remind") == 1
     assert moved(before, after, "supportbot_handoffs_total", reason="staff_takeover") == 1
@@ -258,7 +258,7 @@ async def test_outbox_backlog_is_read_from_the_database_at_scrape(bot, slack, mo
     model.script(Reply("Held back by a long rate limit."))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Will this wait?")
     await slack.wait_for_call("chat.postMessage", timeout=30)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await asyncio.sleep(1.1)
     samples, _ = await scrape(bot.http_port)
     assert value(samples, "supportbot_outbox_pending_posts") >= 1

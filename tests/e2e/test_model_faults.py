@@ -28,7 +28,7 @@ def gave_up_staff(reason: str) -> str:
 
 async def settled(bot: Any) -> None:
     """Wait until the bot has nothing left to do: no drain running, no open work item."""
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert [w.kind for w in await all_rows(bot, WorkItem) if w.status == "open"] == []
 
 
@@ -173,7 +173,7 @@ async def test_an_askhuman_with_broken_json_gets_a_readable_card(bot, slack, mod
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "can you ship to Mars?")
 
     card = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     [request] = await requests(bot)
     assert request.question == texts.unreadable_question(raw)
@@ -192,7 +192,7 @@ async def test_an_askhuman_with_plain_text_arguments_shows_the_text(bot, slack, 
     await slack.user_posts(CUSTOMERS, CUSTOMER, "can you ship to Mars?")
 
     card = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     [request] = await requests(bot)
     assert request.question == "Can order 42 ship to Mars?"

@@ -14,7 +14,7 @@ async def test_a_resend_after_a_crash_does_not_post_twice(bot, slack, model):
     model.script(Reply("first answer"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     # Slack accepted a post, then the process died before recording it: the row is still
     # pending, claimed for that attempt, and the post (with its outbox key) is in the thread.
@@ -45,7 +45,7 @@ async def test_a_post_slack_refuses_for_good_is_reported_to_staff(bot, slack, mo
 
     notice = await slack.wait_for_message(SUPPORT, predicate=lambda m: "is_archived" in m["text"])
     assert "Case #1" in notice["text"]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [failed] = [r for r in await all_rows(bot, OutboxPost) if r.status == "failed"]
     assert failed.error == "is_archived"
     # The conversation is not blocked: the next answer goes out.

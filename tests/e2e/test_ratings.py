@@ -38,7 +38,7 @@ async def a_case(bot, slack, model, *, text="Do you have it in XL?", thread_ts=N
     # This question's post, not an earlier case's (they ask the same).
     post = await slack.wait_for_message(
         SUPPORT, predicate=lambda m: "Which size" in str(m) and m["ts"] not in asked_before)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return thread_ts or ts, post
 
 
@@ -75,7 +75,7 @@ async def test_resolve_asks_the_customer_and_their_click_is_stored_and_shown(sta
     # The customer's click: stored, the buttons become a thank-you, staff see it.
     await slack.click_button(user=CUSTOMER, channel=CUSTOMERS, message_ts=prompt["ts"],
                              action_id=RatingAction.good)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [rating] = await all_rows(bot, Rating)
     assert rating.score == 3 and rating.rated_at is not None
     thanked = await slack.wait_for_message(
@@ -97,7 +97,7 @@ async def test_the_check_mark_reaction_asks_too(start, slack, model):
     bot = await start(ratings=RATINGS)
     ts, _ = await a_case(bot, slack, model)
     await slack.add_reaction(CUSTOMERS, ts, "white_check_mark", STAFF)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).status == "resolved"
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: texts.rating_prompt() in m["text"])
@@ -119,7 +119,7 @@ async def test_a_customer_is_asked_once_per_cooldown(start, slack, model):
     other, _ = await a_case(bot, slack, model, text="Another question")
     case = await conversation(bot, 2)
     await command(slack, f"resolve {case.case_number}")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot, 2)).status == "resolved"
     assert len(prompts(slack, ts)) == 1 and prompts(slack, other) == []
     assert len(await all_rows(bot, Rating)) == 1
@@ -138,7 +138,7 @@ async def test_once_the_cooldown_has_passed_the_customer_is_asked_again(start, s
     await command(slack, "resolve 1")
     await a_case(bot, slack, model, text="And in XXL?", thread_ts=ts)
     await command(slack, "resolve 1")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: len(prompts(slack, ts)) == 2)
     assert len(await all_rows(bot, Rating)) == 2
@@ -149,7 +149,7 @@ async def test_sample_zero_or_disabled_never_asks(start, slack, model, ratings):
     bot = await start(ratings=ratings)
     ts, post = await a_case(bot, slack, model)
     await command(slack, "resolve 1")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
                                  predicate=lambda m: "resolved by" in m["text"])
     assert prompts(slack, ts) == [] and await all_rows(bot, Rating) == []
@@ -172,7 +172,7 @@ async def test_the_report_counts_ratings(start, slack, model):
                              action_id=RatingAction.good)
     await a_case(bot, slack, model, text="A third one")
     await command(slack, f"resolve {(await conversation(bot, 3)).case_number}")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert [r.score for r in await all_rows(bot, Rating)] == [1, 3, None]
 
     async with bot.services.sessions() as session:
@@ -195,8 +195,8 @@ async def test_replicas_resolving_at_once_ask_a_customer_once(start, slack, mode
     numbers = [(await conversation(first, n)).case_number for n in (1, 2)]
     await asyncio.gather(first.services.handoff.resolve(case_number=numbers[0], by=STAFF),
                          second.services.handoff.resolve(case_number=numbers[1], by=STAFF))
-    await first.services.worker.idle()
-    await second.services.worker.idle()
+    await first.services.idle()
+    await second.services.idle()
     assert len(await all_rows(first, Rating)) == 1
     await slack.wait_for_message(
         CUSTOMERS, predicate=lambda m: texts.rating_prompt() in m["text"])

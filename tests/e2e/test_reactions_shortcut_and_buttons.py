@@ -12,18 +12,18 @@ async def a_case(bot, slack, model):
     model.script(ToolCalls([("askHuman", {"question": "Which size?"})]))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you have it in XL?")
     post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, post
 
 
 async def test_eyes_claims_and_check_mark_resolves(bot, slack, model):
     ts, post = await a_case(bot, slack, model)
     await slack.add_reaction(SUPPORT, post["ts"], "eyes", STAFF_2)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF_2
 
     await slack.add_reaction(CUSTOMERS, ts, "white_check_mark", STAFF)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).status == "resolved"
 
 
@@ -31,7 +31,7 @@ async def test_reactions_from_people_who_are_not_staff_change_nothing(bot, slack
     ts, post = await a_case(bot, slack, model)
     await slack.add_reaction(SUPPORT, post["ts"], "eyes", SUPPORT_GUEST)
     await slack.add_reaction(CUSTOMERS, ts, "white_check_mark", CUSTOMER)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     case = await conversation(bot)
     assert (case.assignee, case.status) == ("bot", "open")
 
@@ -40,11 +40,11 @@ async def test_message_shortcut_takes_over_a_conversation(bot, slack, model):
     model.script(Reply("bot answer"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     await slack.message_shortcut("case-take-shortcut", user=STAFF, channel=CUSTOMERS,
                                  message_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
     card = await slack.wait_for_message(SUPPORT)
     assert "Case #1" in str(card["blocks"])
@@ -59,7 +59,7 @@ async def test_case_buttons_take_return_assign_and_a_stale_second_click(bot, sla
     ts, post = await a_case(bot, slack, model)
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
                              action_id=CaseAction.take)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
 
     # The post keeps the case's buttons; a second click changes nothing and says so privately.
@@ -76,13 +76,13 @@ async def test_case_buttons_take_return_assign_and_a_stale_second_click(bot, sla
     await slack.submit_view(opened.response["view"]["id"], user=STAFF, values={
         CaseView.assign_block: {CaseView.assign_input: {"type": "users_select",
                                                         "selected_user": STAFF_2}}})
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF_2
 
     model.script(Reply("Back to you, bot here."))
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
                              action_id=CaseAction.return_to_bot)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == "bot"
     # The customer's last message was unanswered: the bot answers it on return.
     reply = await slack.wait_for_message(CUSTOMERS, thread_ts=ts,

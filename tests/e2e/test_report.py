@@ -33,42 +33,42 @@ async def play_cases(bot, slack, model) -> None:
     """Conversation 1 answered by the bot alone (staff never see it: no case number); 2 (case
     #1) the model asks staff, who answer; 3 (#2) the model transfers to the team; 4 (#3) staff
     take over from the customer's message, answer, and resolve."""
-    worker = bot.services.worker
+    services = bot.services
     model.script(Reply("We ship worldwide."))
     one = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Norway?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=one)
-    await worker.idle()
+    await services.idle()
 
     model.script(ToolCalls([("askHuman", {"question": "Refund after 40 days?"})]),
                  Reply("Yes, you can have a refund."))
     two = await slack.user_posts(CUSTOMERS, CUSTOMER, "Can I get a refund?")
     question = await slack.wait_for_message(SUPPORT)
-    await worker.idle()
+    await services.idle()
     await slack.user_posts(SUPPORT, STAFF, "Yes, up to 60 days.", thread_ts=question["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=two,
                                  predicate=lambda m: "refund" in m["text"])
-    await worker.idle()
+    await services.idle()
 
     model.script(ToolCalls([("transferToHuman", {"reason": "legal question"})]))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Can I sue you?")
     await slack.wait_for_message(SUPPORT, predicate=lambda m: "#2" in str(m))
-    await worker.idle()
+    await services.idle()
 
     model.script(Reply("Let me look into your invoice."))
     four = await slack.user_posts(CUSTOMERS, CUSTOMER, "My invoice is wrong.")
     await slack.wait_for_message(CUSTOMERS, thread_ts=four)
-    await worker.idle()
+    await services.idle()
     await slack.message_shortcut("case-take-shortcut", user=STAFF, channel=CUSTOMERS,
                                  message_ts=four)
-    await worker.idle()
+    await services.idle()
     thread = await slack.wait_for_message(SUPPORT, predicate=lambda m: "#3" in str(m))
     await slack.user_posts(SUPPORT, STAFF, "Fixed, a new invoice is on its way.",
                            thread_ts=thread.get("thread_ts") or thread["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=four,
                                  predicate=lambda m: "new invoice" in m["text"])
-    await worker.idle()
+    await services.idle()
     assert "#3" in await command(slack, "resolve 3")
-    await worker.idle()
+    await services.idle()
 
 
 async def test_report_figures_of_scripted_cases(start, slack, model, database_url, tmp_path):
@@ -164,7 +164,7 @@ async def test_unknown_model_counts_tokens_at_no_cost(bot, slack, model):
     model.script(Reply("Hello."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Hi")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     async with bot.services.sessions() as session:
         report = await build_report(session, since=utcnow() - timedelta(hours=1))
     assert report.model_calls == 1 and report.prompt_tokens > 0
@@ -179,7 +179,7 @@ async def test_router_calls_are_measured_on_the_customer_message(start, slack, m
     model.script(Reply('{"needs_human": false, "reason": ""}'), Reply("Opening hours: 9-5."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "When are you open?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     async with bot.services.sessions() as session:
         customer = (await session.execute(select(Message).where(Message.role == "user"))
                     ).scalar_one()
@@ -201,7 +201,7 @@ async def test_router_calls_are_measured_on_the_customer_message(start, slack, m
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "what are your opening hours today")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: "nine" in m["text"])
-    await embedding.services.worker.idle()
+    await embedding.services.idle()
     async with embedding.services.sessions() as session:
         routed = (await session.execute(select(Message).where(
             Message.role == "user", Message.text == "what are your opening hours today"))

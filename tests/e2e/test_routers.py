@@ -23,7 +23,7 @@ async def assert_handed_to_humans(bot, slack, ts, reason_part):
     assert told
     card = await slack.wait_for_message(SUPPORT)
     assert "Case #1" in str(card["blocks"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == "humans"
     [change] = await changes(bot)
     assert change.to_assignee == "humans" and reason_part in change.reason
@@ -73,7 +73,7 @@ async def test_embeddings_router_against_the_sandbox_endpoint(start, slack, mode
         CUSTOMERS, thread_ts=ts,
         predicate=lambda m: m["text"] == texts.customer_handed_to_humans())
     assert told
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [change] = await changes(bot)
     assert "router embeddings: similar to 'I want to speak to a manager right now'" in (
         change.reason)
@@ -92,7 +92,7 @@ async def test_structured_router(start, slack, model):
     await slack.wait_for_message(
         CUSTOMERS, thread_ts=ts,
         predicate=lambda m: m["text"] == texts.customer_handed_to_humans())
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [change] = await changes(bot)
     assert change.reason == "router structured: account deletion"
     assert bot_posts(slack, CUSTOMERS, ts)[0]["text"] == "Sure!"
@@ -103,9 +103,9 @@ async def test_explicit_assignment_wins_over_routers(start, slack, model):
     model.script(Reply('{"needs_human": false, "reason": "x"}'), Reply("answer"))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "hello")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await bot.services.handoff.claim_unowned(1, user_id="U0STAFF", reason="test")
     calls = len(model.requests)
     await slack.user_posts(CUSTOMERS, CUSTOMER, "still there?", thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(model.requests) == calls

@@ -46,7 +46,7 @@ async def reply_is_refused(bot, slack, user, post, text="Yes, we do."):
     await slack.user_posts(SUPPORT, user, text, thread_ts=post["ts"])
     await slack.wait_for_call("chat.postEphemeral",
                               predicate=lambda c: c.params.get("user") == user, since=since)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert ephemerals_for(slack, user)[before:] == [texts.not_staff_answer()]
     assert [r.status for r in await requests(bot)] == ["pending"]
 
@@ -89,7 +89,7 @@ async def test_the_same_user_listed_in_staff_users_is_staff(start, slack, model)
     # In a customer channel they are an agent: saved as the agent's words, not answered.
     calls = len(model.requests)
     await slack.user_posts(CUSTOMERS, CONNECT_USER, "We'll ship on Monday.", thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.settle()
     assert len(model.requests) == calls
     last = (await stored_messages(bot))[-1]
@@ -163,9 +163,9 @@ async def test_sharing_the_support_channel_pauses_posts_there_until_unshared(bot
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
     holding = await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
     assert holding["text"] == "Let me check with the team."
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await bot.services.worker.sweep()
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert bot_posts(slack, SUPPORT) == [notice]
     [request] = await requests(bot)
     assert request.status == "pending" and request.support_ts is None

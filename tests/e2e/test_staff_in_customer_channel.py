@@ -16,7 +16,7 @@ async def test_staff_message_is_saved_as_agent_message_and_not_answered(bot, sla
 
     await slack.user_posts(CUSTOMERS, STAFF, "We're looking into it right now.", thread_ts=root)
     top_level = await slack.user_posts(CUSTOMERS, STAFF, "Maintenance tonight at 22:00 UTC")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     await slack.settle()
 
     assert len(model.requests) == 1

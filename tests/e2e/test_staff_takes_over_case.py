@@ -16,7 +16,7 @@ async def open_case(bot, slack, model):
     model.script(ToolCalls([("askHuman", {"question": "Which warehouse ships to Oslo?"})]))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "When will my parcel reach Oslo?")
     post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, post
 
 
@@ -31,7 +31,7 @@ async def test_take_relay_forward_note_and_return_to_bot(bot, slack, model):
 
     reply = await command(slack, "take 1")
     assert "case #1" in reply and f"<@{STAFF}>" in reply
-    await bot.services.worker.idle()
+    await bot.services.idle()
     case = await conversation(bot)
     assert case.assignee == STAFF
     # The pending question is closed with a result that keeps the history valid.
@@ -53,7 +53,7 @@ async def test_take_relay_forward_note_and_return_to_bot(bot, slack, model):
     copied = await slack.wait_for_message(SUPPORT, thread_ts=post["ts"],
                                           predicate=lambda m: "Any news?" in m["text"])
     assert "Carol Customer" in copied["text"]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(model.requests) == calls_before
 
     # Staff reply in the support thread: relayed verbatim under the staff member's name.
@@ -65,7 +65,7 @@ async def test_take_relay_forward_note_and_return_to_bot(bot, slack, model):
     assert relayed["username"] == "Sam Staff"
     # A note stays internal.
     await slack.user_posts(SUPPORT, STAFF, "// customer seems anxious", thread_ts=post["ts"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert not [m for m in bot_posts(slack, CUSTOMERS, ts) if "anxious" in m["text"]]
     agent = [m for m in await stored_messages(bot) if m.agent_name == "Sam Staff"
              and m.role == "assistant"]
@@ -90,10 +90,10 @@ async def test_staff_answering_in_the_customer_thread_takes_the_case_over(bot, s
     model.script(Reply("Bot answer one."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Hello, is my invoice ready?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     await slack.user_posts(CUSTOMERS, STAFF, "Hi Carol, I'm sending it now.", thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
     card = await slack.wait_for_message(SUPPORT)
     assert "Case #1" in str(card["blocks"])
@@ -101,7 +101,7 @@ async def test_staff_answering_in_the_customer_thread_takes_the_case_over(bot, s
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Great, thank you!", thread_ts=ts)
     await slack.wait_for_message(SUPPORT, thread_ts=card["ts"],
                                  predicate=lambda m: "Great, thank you!" in m["text"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(model.requests) == 1
     assert [m["text"] for m in bot_posts(slack, CUSTOMERS, ts)] == ["Bot answer one."]
 
@@ -112,7 +112,7 @@ async def test_editing_and_deleting_a_relayed_reply_follows_to_the_customer(bot,
     reply_ts = await slack.user_posts(SUPPORT, STAFF, "Refund is 50 EUR.", thread_ts=post["ts"])
     relayed = await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                            predicate=lambda m: "Refund" in m["text"])
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     await slack.user_edits(SUPPORT, reply_ts, "Refund is 45 EUR.", STAFF)
     await slack.wait_for_call("chat.update", lambda c: c.params.get("ts") == relayed["ts"])
@@ -122,7 +122,7 @@ async def test_editing_and_deleting_a_relayed_reply_follows_to_the_customer(bot,
     await slack.user_deletes(SUPPORT, reply_ts)
     await slack.wait_for_call("chat.delete", lambda c: c.params.get("ts") == relayed["ts"])
     assert not [m for m in slack.messages(CUSTOMERS, thread_ts=ts) if m["ts"] == relayed["ts"]]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert not [m for m in await stored_messages(bot) if m.text and "Refund" in m.text]
 
 
@@ -133,13 +133,13 @@ async def test_staff_reply_on_a_bot_owned_case_asks_what_they_meant(bot, slack, 
     await slack.user_posts(SUPPORT, STAFF, "yes", thread_ts=post["ts"])
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts,
                                  predicate=lambda m: m["text"] == "Thanks, noted.")
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     await slack.user_posts(SUPPORT, STAFF, "FYI we also offer express shipping.",
                            thread_ts=post["ts"])
     choice = await slack.wait_for_call("chat.postEphemeral")
     assert "What should happen" in choice.params["text"]
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert not [m for m in bot_posts(slack, CUSTOMERS, ts) if "express" in m["text"]]
 
     ephemeral = slack.ephemerals[-1]
@@ -155,18 +155,19 @@ async def test_keeping_a_staff_reply_as_a_note_sends_nothing(bot, slack, model):
     model.script(Reply("Bot answer."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "question")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     # Staff never saw the case: they take it from the customer's message (it becomes #1).
     await slack.message_shortcut("case-take-shortcut", user=STAFF, channel=CUSTOMERS,
                                  message_ts=ts)
     card = await slack.wait_for_message(SUPPORT)
     await command(slack, "bot 1")
-    await bot.services.worker.idle()
+    await bot.services.idle()
+    since = len(slack.calls)
     await slack.user_posts(SUPPORT, STAFF, "internal thought", thread_ts=card["ts"])
-    await slack.wait_for_call("chat.postEphemeral")
+    await slack.wait_for_call("chat.postEphemeral", since=since)
     ephemeral = slack.ephemerals[-1]
     await slack.click_ephemeral_button(user=STAFF, ephemeral_ts=ephemeral["ts"],
                                        action_id="staff-reply-note")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert ephemeral["text"] == "Kept as an internal note; the customer did not see it."
     assert [m["text"] for m in bot_posts(slack, CUSTOMERS, ts)] == ["Bot answer."]

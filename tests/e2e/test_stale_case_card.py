@@ -18,7 +18,7 @@ async def handed_to_humans(bot, slack, model) -> dict:
     model.script(ToolCalls([("transferToHuman", {"reason": "customer asked for a person"})]))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "I want to talk to a person")
     card = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == "humans"
     return card
 
@@ -41,7 +41,7 @@ async def test_a_stale_take_over_click_is_refused_and_changes_nothing(bot, slack
     # A fresh card: staff A takes the case over.
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=CaseAction.take)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
     await slack.wait_for_message(SUPPORT, thread_ts=card["ts"],
                                  predicate=lambda m: f"<@{STAFF}>" in m["text"])
@@ -57,7 +57,7 @@ async def test_a_stale_take_over_click_is_refused_and_changes_nothing(bot, slack
     assert refusal.params["text"] == texts.stale_button(1, STAFF, "/handoff")
     assert f"<@{STAFF}>" in refusal.params["text"]
     assert "/handoff status #1" in refusal.params["text"]
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert (await conversation(bot)).assignee == STAFF
     assert await assignees(bot) == [("bot", "humans"), ("humans", STAFF)]
@@ -69,13 +69,13 @@ async def test_a_question_post_seen_before_a_take_over_is_stale_too(bot, slack, 
     model.script(ToolCalls([("askHuman", {"question": "Which size?"})]))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you have it in XL?")
     post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     drawn_for_bot = take_button(post)["value"]
     assert drawn_for_bot == "1:bot"
 
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=post["ts"],
                              action_id=CaseAction.take)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
 
     # Staff B's Slack still showed the post as drawn while the bot had the case.
@@ -84,7 +84,7 @@ async def test_a_question_post_seen_before_a_take_over_is_stale_too(bot, slack, 
     refusal = await slack.wait_for_call("chat.postEphemeral",
                                         lambda call: call.params["user"] == STAFF_2)
     assert refusal.params["text"] == texts.stale_button(1, STAFF, "/handoff")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF
 
 
@@ -92,5 +92,5 @@ async def test_a_card_drawn_before_buttons_carried_their_state_still_works(bot, 
     card = await handed_to_humans(bot, slack, model)
     await slack.click_button(user=STAFF, channel=SUPPORT, message_ts=card["ts"],
                              action_id=CaseAction.take, value="1")
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (await conversation(bot)).assignee == STAFF

@@ -22,7 +22,7 @@ async def test_a_second_answer_compiles_no_statement(start, slack, model):
     model.script(Reply("Warm."), Reply("It is under Settings."))
     first = await slack.user_posts(CUSTOMERS, CUSTOMER, "Warm-up question?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=first)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     uncached: list[str] = []
     executed: list[str] = []
@@ -36,7 +36,7 @@ async def test_a_second_answer_compiles_no_statement(start, slack, model):
     event.listen(bot.services.engine.sync_engine, "before_cursor_execute", note)
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is the setting?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert len(executed) >= 5  # the answer did run statements
     assert uncached == []

@@ -37,7 +37,7 @@ def feedback_element(message):
 async def answered(bot, slack, text="How do I enable it?"):
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, text)
     await finished_answer(slack, ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts
 
 
@@ -139,7 +139,7 @@ async def test_a_rate_limited_stop_is_retried_after_retry_after(start, slack, mo
     model.script(Reply(ANSWER))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "How do I enable it?")
     await slack.wait_for_call("chat.stopStream", lambda c: c.response.get("ok"), timeout=20)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     [post] = bot_posts(slack, CUSTOMERS, ts)
     assert post["text"] == ANSWER and feedback_element(post) is not None
     assert [c.status for c in slack.calls_to("chat.stopStream")] == [429, 200]
@@ -155,7 +155,7 @@ async def test_a_model_failing_mid_stream_takes_the_partial_answer_back(start, s
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "How do I enable it?")
     await slack.wait_for_message(
         CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == texts.model_failed_customer())
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert [m["text"] for m in bot_posts(slack, CUSTOMERS, ts)] == [
         texts.model_failed_customer()]
 
@@ -165,7 +165,7 @@ async def test_tool_call_steps_are_not_streamed(start, slack, model):
     model.script(ToolCalls([("askHuman", {"question": "Which plan is the customer on?"})]))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Can I get a discount?")
     await slack.wait_for_message(SUPPORT, predicate=lambda m: "Which plan" in str(m))
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert not stream_calls(slack)
     assert all(feedback_element(m) is None for m in bot_posts(slack, CUSTOMERS, ts))
 
@@ -189,7 +189,7 @@ async def test_thinking_status_while_the_model_works_cleared_by_the_answer(start
     await model.wait_for_request()
     assert slack.assistant_status.get((CUSTOMERS, ts)) == texts.thinking_status()
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert (CUSTOMERS, ts) not in slack.assistant_status
 
 
@@ -222,7 +222,7 @@ async def test_model_error_gives_up_once_and_no_stream_is_left_open(start, slack
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Hello?")
     await slack.wait_for_message(
         CUSTOMERS, thread_ts=ts, predicate=lambda m: m["text"] == texts.model_failed_customer())
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert len(bot_posts(slack, CUSTOMERS, ts)) == 1
     async with bot.services.sessions() as session:
         open_rows = (await session.execute(select(OutboxPost).where(

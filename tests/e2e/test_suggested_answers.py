@@ -19,7 +19,7 @@ async def asked_with_suggestion(bot: Any, slack: Any, model: Any) -> tuple[str, 
                  Reply("Final answer."))
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
     post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     return ts, post
 
 
@@ -80,7 +80,7 @@ async def test_a_question_without_suggestion_has_no_suggestion_buttons(bot, slac
                                           "suggested_answer": "  "})]))
     await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
     post = await slack.wait_for_message(SUPPORT)
-    await bot.services.worker.idle()
+    await bot.services.idle()
     assert "Suggested answer" not in str(post["blocks"])
     assert RequestAction.use_suggestion not in str(post["blocks"])
     [request] = await requests(bot)

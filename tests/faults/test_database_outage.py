@@ -90,7 +90,7 @@ async def test_answers_started_before_an_outage_are_sent_once_after_it(
         wanted = f"answer to question {n}"
         await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=60,
                                      predicate=lambda m, w=wanted: m["text"] == w)
-    await bot.services.worker.idle()
+    await bot.services.idle()
 
     assert [len(bot_posts(slack, CUSTOMERS, ts)) for ts in roots] == [1, 1, 1]
     assert await healthz(bot) == 200

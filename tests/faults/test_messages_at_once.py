@@ -49,6 +49,6 @@ async def test_two_replicas_receiving_a_burst_answer_each_message_once(start, sl
 
     root, texts = await burst_into_one_thread(slack, 8)
     answers = await wait_for_answers(slack, root, texts)
-    await first.services.worker.idle()
+    await first.services.idle()
 
     assert sorted(answers) == sorted(f"answer to {t}" for t in texts)

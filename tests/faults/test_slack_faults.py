@@ -74,7 +74,7 @@ async def test_posts_waiting_for_slack_are_sent_by_a_restarted_bot(start, slack,
     first = await start()
     slack.fail_next("chat.postMessage", error="ratelimited", retry_after=2, times=1000)
     roots = await ask_many(slack, 3)
-    await first.services.worker.idle()
+    await first.services.idle()
     await first.stop()
     pending = [r for r in await all_rows(first, OutboxPost) if r.status == "pending"]
     assert len([r for r in pending if r.key.startswith("answer:")]) == 3

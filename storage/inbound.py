@@ -1,0 +1,94 @@
+"""Slack deliveries stored before their ack (`InboundEvent`), and the workers' claims on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from storage.models import InboundEvent, utcnow
+from storage.upserts import insert_new
+
+_TABLE = InboundEvent.__table__
+
+
+@dataclass
+class StoredDelivery:
+    """A claimed delivery on its way to the listeners."""
+
+    id: int
+    body: str
+    attempts: int  # this one included
+    # Deleted already, in the transaction that recorded what it says (see `forget`).
+    forgotten: bool = False
+
+
+async def record(connection: AsyncConnection, *, event_id: str, body: str) -> bool:
+    """Store a delivery; False when the same event is stored already (Slack's retry, or a
+    second replica given it)."""
+    result = await insert_new(connection, _TABLE, [{
+        "event_id": event_id, "body": body, "received_at": utcnow(), "attempts": 0}],
+        conflict=("event_id",))
+    return result.rowcount == 1
+
+
+def _claimable(now: datetime) -> Any:
+    return and_(InboundEvent.failed_at.is_(None),
+                or_(InboundEvent.claimed_until.is_(None), InboundEvent.claimed_until < now))
+
+
+async def any_claimable(session: AsyncSession) -> bool:
+    """Whether any delivery waits for a worker (a read: the sweep's look before a claim)."""
+    return (await session.execute(
+        select(InboundEvent.id).where(_claimable(utcnow())).limit(1))).first() is not None
+
+
+async def claim(session: AsyncSession, *, limit: int, hold_for: timedelta,
+                now: datetime | None = None) -> list[StoredDelivery]:
+    """Up to `limit` deliveries nobody holds, oldest first, held by the caller for `hold_for`
+    (another process skips them meanwhile; PostgreSQL skips rows another claim has locked)."""
+    now = now or utcnow()
+    ids = list((await session.execute(
+        select(InboundEvent.id).where(_claimable(now)).order_by(InboundEvent.id).limit(limit)
+        .with_for_update(skip_locked=True))).scalars())
+    if not ids:
+        return []
+    rows = (await session.execute(
+        update(InboundEvent).where(InboundEvent.id.in_(ids))
+        .values(claimed_until=now + hold_for, attempts=InboundEvent.attempts + 1)
+        .returning(InboundEvent.id, InboundEvent.body, InboundEvent.attempts)
+        .execution_options(synchronize_session=False))).all()
+    return sorted((StoredDelivery(id=r.id, body=r.body, attempts=r.attempts) for r in rows),
+                  key=lambda c: c.id)
+
+
+async def forget(session: AsyncSession, ids: list[int]) -> None:
+    """Delete deliveries the listeners have handled."""
+    if ids:
+        await session.execute(delete(InboundEvent).where(InboundEvent.id.in_(ids))
+                              .execution_options(synchronize_session=False))
+
+
+async def forget_with(session: AsyncSession, delivery: StoredDelivery | None) -> None:
+    """Delete the delivery in the transaction that records what it says (the caller marks it
+    `forgotten` once that transaction commits): recorded and forgotten at once, or neither."""
+    if delivery is not None:
+        await forget(session, [delivery.id])
+
+
+async def give_up(session: AsyncSession, failures: dict[int, str],
+                  now: datetime | None = None) -> None:
+    """Mark deliveries the listeners keep failing on: kept, never taken again."""
+    for row_id, error in failures.items():
+        await session.execute(update(InboundEvent).where(InboundEvent.id == row_id)
+                              .values(failed_at=now or utcnow(), error=error[:2000])
+                              .execution_options(synchronize_session=False))
+
+
+async def count_failed(session: AsyncSession) -> int:
+    return int((await session.execute(
+        select(func.count()).select_from(InboundEvent)
+        .where(InboundEvent.failed_at.is_not(None)))).scalar_one())
