@@ -151,10 +151,10 @@ class DatabaseSettings(_Section):
 
 
 class WorkerSettings(_Section):
-    # `python -m bot run` answers Slack (records each event, then acks) in its own process and
-    # runs the work (model steps, outbox posts, timers) in this many worker processes, so an ack
-    # never waits behind model work. "auto": one per core but one on PostgreSQL (0 on a single
-    # core), 0 on SQLite; 0: everything in one process.
+    # `python -m bot run` answers Slack (stores each event, then acks) in its own process and
+    # runs the work (the listeners, model steps, outbox posts, timers) in this many worker
+    # processes, so an ack never waits behind model work. "auto": one per core but one (0 on a
+    # single core), at most one on SQLite (one writer); 0: everything in one process.
     processes: int | Literal["auto"] = "auto"
     # How often a worker looks for work nobody was woken for (after a crash, a lost wake-up).
     sweep_every: timedelta = timedelta(seconds=5)
@@ -180,18 +180,19 @@ class WorkerSettings(_Section):
         return every
 
     def process_count(self, database_url: str = "") -> int:
-        """Worker processes to start: `processes`, with "auto" sized to the cores on
-        PostgreSQL and 0 on SQLite (one writer: processes would queue for the file lock in
-        SQLite's sleeping busy handler, which costs more than it gives)."""
+        """Worker processes to start: `processes`, with "auto" sized to the cores, and at most
+        one on SQLite (one writer: more processes would only queue for the file lock in SQLite's
+        sleeping busy handler). With the front only storing deliveries, a few transactions per
+        burst, one worker process beside it acks a SQLite burst 4× faster than one process
+        doing both (docs/performance.md)."""
         if self.processes != "auto":
             return int(self.processes)
-        if database_url.startswith("sqlite"):
-            return 0
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             cores = os.cpu_count() or 1
-        return max(0, cores - 1)
+        count = max(0, cores - 1)
+        return min(count, 1) if database_url.startswith("sqlite") else count
 
 
 def _duration(value: Any) -> timedelta:

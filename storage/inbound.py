@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import InboundEvent, utcnow
-from storage.upserts import insert_new
+from storage.upserts import insert_many_new
 
 _TABLE = InboundEvent.__table__
 
@@ -26,13 +26,12 @@ class StoredDelivery:
     forgotten: bool = False
 
 
-async def record(connection: AsyncConnection, *, event_id: str, body: str) -> bool:
-    """Store a delivery; False when the same event is stored already (Slack's retry, or a
-    second replica given it)."""
-    result = await insert_new(connection, _TABLE, [{
-        "event_id": event_id, "body": body, "received_at": utcnow(), "attempts": 0}],
-        conflict=("event_id",))
-    return result.rowcount == 1
+async def record_all(connection: AsyncConnection, deliveries: list[tuple[str, str]]) -> None:
+    """Store deliveries (event id, body) at once; one already stored is skipped."""
+    now = utcnow()
+    await insert_many_new(connection, _TABLE, [
+        {"event_id": event_id, "body": body, "received_at": now, "attempts": 0}
+        for event_id, body in deliveries], conflict=("event_id",))
 
 
 def _claimable(now: datetime) -> Any:

@@ -31,6 +31,14 @@ async def insert_new(session: AsyncSession | AsyncConnection, table: Table,
     return await session.execute(statement, params)
 
 
+async def insert_many_new(session: AsyncSession | AsyncConnection, table: Table,
+                          rows: Sequence[dict[str, Any]], *, conflict: tuple[str, ...]) -> None:
+    """As `insert_new` for many rows (all with the same keys), sent as one executemany."""
+    columns = tuple(rows[0])
+    statement = _statement(table, columns, 1, conflict, None)
+    await session.execute(statement, [{f"{c}_0": row[c] for c in columns} for row in rows])
+
+
 @lru_cache(maxsize=64)
 def _statement(table: Table, columns: tuple[str, ...], count: int, conflict: tuple[str, ...],
                returning: str | None) -> TextClause:

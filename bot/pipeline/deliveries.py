@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 HOLD = timedelta(seconds=15)  # as a conversation's lease: a dead worker's claims expire soon
 BATCH = 25  # deliveries claimed at once, handed to the listeners together
+STORE_BATCH = 200  # deliveries stored in one transaction, at most
 MAX_ATTEMPTS = 5
 # The Bolt context key of the stored delivery a listener runs on: a listener that records the
 # event deletes the delivery in the same transaction (`storage.inbound.forget_with`).
@@ -73,8 +74,16 @@ def _thread_of(body: Any, delivery_id: int) -> str:
 class Deliveries:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], *,
                  signing_secret: str | None, bot_user_id: Callable[[], Awaitable[str]],
-                 sweep_seconds: float = 5.0) -> None:
-        self._engine = engine
+                 sweep_seconds: float = 5.0, at_once: int = 8) -> None:
+        # The store is one statement: on PostgreSQL it runs in autocommit, one round trip
+        # instead of three (BEGIN, INSERT, COMMIT). SQLite begins its own (BEGIN IMMEDIATE).
+        self._engine = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                        if engine.dialect.name == "postgresql" else engine)
+        self._to_store: list[tuple[str, str, asyncio.Future[None]]] = []
+        self._storer: asyncio.Task[None] | None = None
+        # At most this many hand-overs at once: within the pool's own connections, so a burst
+        # queues here instead of opening and closing overflow connections.
+        self._handing_over = asyncio.Semaphore(at_once)
         self._bot_user_id = bot_user_id
         self._sessions = sessions
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
@@ -103,16 +112,39 @@ class Deliveries:
             return None
         if req.mode == "http" and not self._signed(req):
             return None
-        raw = req.raw_body or json.dumps(body)
         try:
-            async with self._engine.begin() as connection:
-                await inbound.record(connection, event_id=event_id, body=raw)
+            await self._store(event_id, req.raw_body or json.dumps(body))
         except Exception as error:  # noqa: BLE001 - not stored: Slack must send it again
             log.warning("could not store Slack event %s (%s); answered 500 so that Slack sends "
                         "it again", event_id, type(error).__name__)
             return BoltResponse(status=500, body="")
-        self.wake()
         return BoltResponse(status=200, body="")
+
+    async def _store(self, event_id: str, body: str) -> None:
+        """Store one delivery in the next transaction of this process's one store writer:
+        what arrives while a store commits is written together in the next, so a burst is a
+        few transactions, not one per event (on SQLite, each would wait for the one writer)."""
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_store.append((event_id, body, stored))
+        if self._storer is None or self._storer.done():
+            self._storer = asyncio.create_task(self._store_waiting(), name="deliveries-store")
+        await stored
+
+    async def _store_waiting(self) -> None:
+        while self._to_store:
+            batch, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
+            try:
+                async with self._engine.begin() as connection:
+                    await inbound.record_all(connection, [(e, body) for e, body, _ in batch])
+            except Exception as error:  # noqa: BLE001 - each request answers for itself
+                for *_, stored in batch:
+                    if not stored.done():
+                        stored.set_exception(error)
+                continue
+            for *_, stored in batch:
+                if not stored.done():
+                    stored.set_result(None)
+            self.wake()
 
     def _signed(self, req: AsyncBoltRequest) -> bool:
         timestamp = _first(req.headers, "x-slack-request-timestamp")
@@ -211,7 +243,8 @@ class Deliveries:
 
         async def one_thread(deliveries: list[tuple[inbound.StoredDelivery, Any]]) -> None:
             for delivery, body in deliveries:
-                problem = await self._hand_over(delivery, body)
+                async with self._handing_over:
+                    problem = await self._hand_over(delivery, body)
                 if problem is not None:
                     problems[delivery.id] = problem
 

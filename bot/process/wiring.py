@@ -157,7 +157,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
                         home=Home(config, sessions, home_slack, people), knowledge=knowledge,
                         deliveries=Deliveries(
                             engine, sessions, sweep_seconds=sweep_seconds,
-                            bot_user_id=slack.bot_user_id,
+                            bot_user_id=slack.bot_user_id, at_once=config.worker_concurrency,
                             signing_secret=config.slack.signing_secret.get_secret_value()
                             if config.slack.mode == "http" else None))
     # Posts to the support channel wait while it is shared, from either client.
