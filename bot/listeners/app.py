@@ -42,6 +42,7 @@ from bot.usecases.ratings import Ratings
 from bot.usecases.reactions import Reactions
 from bot.usecases.staff_replies import StaffReplies
 from bot.usecases.support_channel import SupportChannel
+from storage.db import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,10 @@ def build_app(parts: ListenerParts) -> AsyncApp:
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        if is_unavailable(error):  # an outage, not a bug: Slack's retry or the stored
+            log.warning("database unreachable (%s) while handling a Slack %s; it is tried "
+                        "again", type(error).__name__, body.get("type"))  # delivery's retry
+            return
         error_id = uuid.uuid4().hex[:8]
         log.error("unhandled error %s on %s", error_id, body.get("type"), exc_info=error)
 

@@ -2,15 +2,17 @@
 
 The ack waits for nothing the event means (bot/pipeline/deliveries.py). These prove it does not
 lose or double anything for it: a process killed between the ack and the listeners, the same
-event given to two replicas, listeners that fail on a delivery, on both databases.
+event given to two replicas, listeners that fail on a delivery, a burst, on both databases.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.pipeline.deliveries import MAX_ATTEMPTS
 from bot.process.doctor import diagnose
@@ -160,3 +162,29 @@ async def test_an_event_the_front_cannot_store_is_refused_and_its_retry_answered
     await slack.settle()
     assert [m["text"] for m in bot_posts(slack, CUSTOMERS, ts)] == [
         "answer to asked during the outage"]
+
+
+async def test_a_burst_is_stored_in_a_few_transactions_and_each_message_answered_once(
+        bot, slack, model):
+    model.default = echo
+    stores: list[int] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, params: Any, _context: Any,
+             many: bool) -> None:
+        if statement.startswith("INSERT INTO inbound_events"):
+            stores.append(len(params) if many else 1)
+
+    event.listen(bot.services.engine.sync_engine, "before_cursor_execute", note)
+    roots = await asyncio.gather(*(slack.user_posts(CUSTOMERS, CUSTOMER, f"burst {n}")
+                                   for n in range(30)))
+    assert all(delivery_of(slack, ts).status == 200 for ts in roots)
+    # Stores that arrive while one commits go together in the next transaction.
+    assert sum(stores) == 30 and len(stores) <= 10, stores
+
+    for n, ts in enumerate(roots):
+        await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=60,
+                                     predicate=lambda m, n=n: m["text"] == f"answer to burst {n}")
+    await bot.services.idle()
+    await slack.settle()
+    assert [len(bot_posts(slack, CUSTOMERS, ts)) for ts in roots] == [1] * 30
+    assert await all_rows(bot, InboundEvent) == []
