@@ -1,16 +1,18 @@
 """Worker processes: `python -m bot run` split into a Slack front and workers.
 
-The front (the `run` process) verifies each Slack request, records the event and acks it, and
-runs no work: `Worker.kick(conversation_id)` there writes the id, one line, to the stdin of one
-worker process (chosen by conversation, so one conversation's kicks go to one process). Each
-worker process (`python -m bot worker`) is a whole worker: it claims conversations with a lease
-in the database, runs their model steps, sends the outbox, and the first one runs the follow-up
-timers. Nothing is handed over in the pipe but wake-ups and the ⏳ timers of new customer
-messages (`hold <conversation> <channel> <ts>`; see usecases/holding.py): what to do is in the
-database, so a lost line (a worker that died, a full pipe) only waits for the next sweep
-(`workers.sweep_every`), which every worker process runs, as a lone process does. The front
-starts a worker process again when one exits; a worker process stops when the front is gone
-(its stdin closes).
+The front (the `run` process) verifies each Slack request, stores each Events API delivery
+and acks it (bot/pipeline/deliveries.py), and runs no work: a stored delivery writes the line
+`deliveries` to one worker process's stdin (each in turn), and `Worker.kick(conversation_id)`
+there (commands, buttons) writes the id, one line, to the worker process chosen by
+conversation, so one conversation's kicks go to one process. Each worker process (`python -m
+bot worker`) is a whole worker: it hands stored deliveries to the listeners, claims
+conversations with a lease in the database, runs their model steps, sends the outbox, and the
+first one runs the follow-up timers. Nothing is handed over in the pipe but wake-ups and the ⏳
+timers of new customer messages (`hold <conversation> <channel> <ts>`; see
+usecases/holding.py): what to do is in the database, so a lost line (a worker that died, a
+full pipe) only waits for the next sweep (`workers.sweep_every`), which every worker process
+runs, as a lone process does. The front starts a worker process again when one exits; a worker
+process stops when the front is gone (its stdin closes).
 """
 
 from __future__ import annotations
