@@ -269,10 +269,8 @@ class Doctor:
     # database -----------------------------------------------------------------------------
     async def check_database(self) -> None:
         from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
 
         from storage.db import create_engine
-        from storage.migrate import alembic_config
 
         url = self.config.database.url
         shown = make_url(url).render_as_string(hide_password=True)
@@ -302,9 +300,20 @@ class Doctor:
             self.add("database", "fail",
                      f"cannot reach the database {shown}: {type(error).__name__}: "
                      f"{str(error)[:200]}", fix)
+            await engine.dispose()
             return
+        try:
+            await self._check_schema(url, shown, current, engine)
         finally:
             await engine.dispose()
+
+    async def _check_schema(self, url: str, shown: str, current: Any, engine: Any) -> None:
+        """The migration the database is at, and (at the latest) what it holds that needs an
+        operator; `engine` is the one the reachability check used."""
+        from alembic.script import ScriptDirectory
+
+        from storage.migrate import alembic_config
+
         self.add("database", "ok", f"database {shown} is reachable")
         scripts = ScriptDirectory.from_config(alembic_config(url))
         heads = set(scripts.get_heads())
@@ -312,7 +321,7 @@ class Doctor:
         if set(current) == heads:
             self.add("database.schema", "ok",
                      f"schema at the latest migration ({', '.join(heads)})")
-            await self._check_failed_deliveries(url)
+            await self._check_failed_deliveries(engine)
         elif any(revision not in known for revision in current):
             self.add("database.schema", "fail",
                      f"the database is at migration {', '.join(current)}, which this version of "
@@ -325,16 +334,17 @@ class Doctor:
                      "`python -m bot run` migrates at start-up; or run `python -m bot migrate`")
 
 
-    async def _check_failed_deliveries(self, url: str) -> None:
-        from storage.db import create_engine, create_session_factory
+    async def _check_failed_deliveries(self, engine: Any) -> None:
+        from storage.db import create_session_factory
         from storage.inbound import count_failed
 
-        engine = create_engine(url)
         try:
             async with create_session_factory(engine)() as session:
                 failed = await count_failed(session)
-        finally:
-            await engine.dispose()
+        except Exception as error:  # noqa: BLE001 - the database went away meanwhile
+            self.add("slack.deliveries", "warn", "could not count stored Slack events the "
+                     f"listeners failed on: {type(error).__name__}: {str(error)[:200]}")
+            return
         if failed:
             self.add("slack.deliveries", "warn",
                      f"{failed} stored Slack event(s) the listeners failed on "
