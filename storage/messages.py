@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import conversations
@@ -52,6 +52,34 @@ async def add_message(
     return message
 
 
+async def add_step(
+    session: AsyncSession, *, conversation_id: int, role: str, in_order: int | None = None,
+    **fields: Any,
+) -> tuple[Message, list[Message]]:
+    """Append a step to turn `in_order` (else the latest turn), with the rows that turn had
+    before it, whatever their status, in step order: the step's position and the turn's bounds
+    come from one read, taken under the conversation's lock."""
+    await conversations.lock_conversation(session, conversation_id)
+    if in_order is None:
+        in_order = max(0, (await _last_position(session, conversation_id))[0])
+    before = await turn_rows(session, conversation_id, in_order)
+    message = Message(conversation_id=conversation_id, order=in_order,
+                      step_order=max((row.step_order for row in before), default=0) + 1,
+                      role=role, **fields)
+    session.add(message)
+    await session.flush()
+    return message, before
+
+
+async def turn_rows(session: AsyncSession, conversation_id: int, turn: int) -> list[Message]:
+    """Every row of one turn, whatever its status, in step order."""
+    rows = await session.execute(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.order == turn)
+        .order_by(Message.step_order))
+    return list(rows.scalars())
+
+
 async def add_tool_result(
     session: AsyncSession, *, call_message: Message, tool_call_id: str, tool_name: str,
     text: str, **fields: Any,
@@ -87,6 +115,16 @@ async def list_history(session: AsyncSession, conversation_id: int) -> list[Mess
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
     return await session.get(Message, message_id)
+
+
+async def record_first_ts(session: AsyncSession, message_id: int, ts: str) -> dict[str, Any] | None:
+    """Record the Slack ts of a message's first post, unless one is recorded (one statement);
+    the message's metadata ({} when it has none) when this call recorded it, else None."""
+    row = (await session.execute(
+        update(Message).where(Message.id == message_id, Message.slack_ts.is_(None))
+        .values(slack_ts=ts).returning(Message.meta)
+        .execution_options(synchronize_session=False))).first()
+    return None if row is None else (row[0] or {})
 
 
 def human_metadata(name: str, user_id: str) -> dict[str, object]:

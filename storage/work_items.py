@@ -22,15 +22,21 @@ async def add_work(
     return item
 
 
-async def next_open_work(session: AsyncSession, conversation_id: int) -> WorkItem | None:
+async def take_next(session: AsyncSession, conversation_id: int) -> WorkItem | None:
+    """The conversation's first due open item with this attempt counted, in one statement;
+    None when nothing is due. The caller holds the conversation's lease."""
     now = utcnow()
-    return (await session.execute(
-        select(WorkItem)
+    first_due = (
+        select(WorkItem.id)
         .where(WorkItem.conversation_id == conversation_id, WorkItem.status == "open",
                or_(WorkItem.not_before.is_(None), WorkItem.not_before <= now))
         .order_by(WorkItem.id)
         .limit(1)
-    )).scalars().first()
+        .scalar_subquery())
+    return (await session.scalars(
+        update(WorkItem).where(WorkItem.id == first_due)
+        .values(attempts=WorkItem.attempts + 1).returning(WorkItem)
+        .execution_options(synchronize_session=False))).first()
 
 
 async def set_outcome(session: AsyncSession, item_id: int, values: dict[str, object]) -> None:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.config import LlmSettings
 from bot.toolkit import texts
 from storage.models import Message
@@ -36,16 +33,6 @@ def is_marked(message: Message, mark: str) -> bool:
 
 def mark(message: Message, key: str, value: object = True) -> None:
     message.meta = {**(message.meta or {}), key: value}
-
-
-async def turn_rows(session: AsyncSession, conversation_id: int, turn: int) -> list[Message]:
-    """Every row of one turn, whatever its status, in step order."""
-    rows = await session.execute(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.order == turn)
-        .order_by(Message.step_order)
-    )
-    return list(rows.scalars())
 
 
 def _steps(rows: list[Message]) -> list[Message]:

@@ -272,11 +272,10 @@ class Agent:
                              turn_order: int | None, history: list[Message]) -> Message | None:
         """The pending row of a model call, or None when the turn reached a bound (the bot
         gave up on the message instead)."""
-        pending = await messages.add_message(
+        pending, before = await messages.add_step(
             session, conversation_id=conversation_id, role="assistant", status="pending",
             in_order=turn_order)
-        rows = await limits.turn_rows(session, conversation_id, pending.order)
-        limit = limits.reached([r for r in rows if r.id != pending.id], self._config.llm)
+        limit = limits.reached(before, self._config.llm)
         if limit is None:
             return pending
         pending.status = "failed"
@@ -387,7 +386,7 @@ class Agent:
                     await self._queue_customer_post(session, conversation, None,
                                                     texts.waiting_on_team_note())
             elif errors:
-                rows = await limits.turn_rows(session, conversation.id, message.order)
+                rows = await messages.turn_rows(session, conversation.id, message.order)
                 limit = limits.reached(rows, self._config.llm)
                 if limit is None:
                     await work_items.add_work(session, conversation_id=conversation.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -220,6 +221,7 @@ def call_cost(requested: str, answered: str | None, prompt_tokens: int | None,
                 model=name, prompt_tokens=prompt, completion_tokens=completion)
         except Exception:  # noqa: BLE001 - litellm raises plain Exceptions for unknown models
             _UNPRICED.add(name)  # the table is loaded once: asked again, it would fail again
+            _price_at_zero(name)
             continue
         return float(prompt_cost) + float(completion_cost)
     return 0.0
@@ -227,6 +229,21 @@ def call_cost(requested: str, answered: str | None, prompt_tokens: int | None,
 
 # Model names litellm's cost table does not know (a lookup that fails costs ~0.1 ms of CPU).
 _UNPRICED: set[str] = set()
+
+
+def _price_at_zero(name: str) -> None:
+    """Enter a model litellm's cost table does not know at zero cost, once: litellm prices
+    every call for its own logging, and for an unknown model it searches its whole table for a
+    look-alike each time (~1-2 ms of CPU per streamed answer). Its cost stays 0.0 here, as
+    before; only a name with a provider prefix ("openai/my-model") can be entered."""
+    provider, _, bare = name.partition("/")
+    if not bare or provider not in litellm.provider_list:
+        return
+    with contextlib.suppress(Exception):  # a table litellm refuses to extend is only slower
+        litellm.register_model({name: {
+            "litellm_provider": provider, "mode": "chat", "input_cost_per_token": 0.0,
+            "output_cost_per_token": 0.0, "cache_creation_input_token_cost": 0.0,
+            "cache_read_input_token_cost": 0.0}})
 
 
 async def warm_up() -> None:

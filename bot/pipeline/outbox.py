@@ -35,8 +35,8 @@ from bot.toolkit.slack_api import (
     failure_of,
     slack_error_code,
 )
-from storage import conversations, outbox_posts
-from storage.models import Conversation, HumanRequest, Message, OutboxPost, utcnow
+from storage import conversations, messages, outbox_posts
+from storage.models import Conversation, HumanRequest, OutboxPost, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,16 @@ class Outbox:
         """Send the conversation's pending posts in order; False if one must wait (a retry
         later, or another sender holds it): the posts after it wait too, keeping the order.
         Posts queued meanwhile come with a work item (whose run sends them), except the staff
-        notice of a dropped post, which is looked for here."""
+        notice of a dropped post, which is looked for here. The posts are read once and sent
+        in the transactions of their claims and results."""
         while True:
             async with self._sessions() as session:
-                posts = await outbox_posts.pending_posts(session, conversation_id)
-                post_ids = [p.id for p in posts]
-            dropped = False
-            for post_id in post_ids:
-                outcome = await self._send(post_id)
-                if outcome == WAIT:
-                    return False
-                dropped = dropped or outcome == DROPPED
+                dropped = False
+                for post in await outbox_posts.pending_posts(session, conversation_id):
+                    outcome = await self._attempt(session, post)
+                    if outcome == WAIT:
+                        return False
+                    dropped = dropped or outcome == DROPPED
             if not dropped:
                 return True
 
@@ -130,11 +129,14 @@ class Outbox:
         post = await outbox_posts.get_post(session, post_id)
         if post is None or post.status != "pending":
             return SENT
+        return await self._attempt(session, post)
+
+    async def _attempt(self, session: AsyncSession, post: OutboxPost) -> str:
+        """One attempt at a pending post read in `session`: claim (committed), call, record."""
         if post.next_attempt_at is not None and post.next_attempt_at > utcnow():
             return WAIT
-        conversation = (await session.get(Conversation, post.conversation_id)
-                        if post.conversation_id else None)
-        args = self._resolve_args(post, conversation)
+        conversation = LazyConversation(session, post.conversation_id)
+        args = await self._resolve_args(post, conversation)
         ref = str(args.get("ts", ""))
         if ref.startswith(POST_REF):
             target = (await session.execute(select(OutboxPost).where(
@@ -151,18 +153,20 @@ class Outbox:
             return WAIT  # the support channel is shared: kept until it is internal again
         if post.method == STREAM_ORPHAN and post.conversation_id:
             args["known"] = await outbox_posts.sent_ts(session, post.conversation_id)
-        look_first = post.maybe_sent
+        read_attempts = post.attempts or 0
         attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
         await session.commit()
         if attempt is None:
             return WAIT  # another sender has it, or it became not due
+        # Another attempt since the post was read may have reached Slack: look first then too.
+        look_first = post.maybe_sent or attempt > read_attempts + 1
         set_committed_value(post, "attempts", attempt)
         try:
             ts = await self._existing_post_ts(post, args) if look_first else None
             if ts is None:
                 ts = await self._call(post.method, args)
         except Exception as error:  # noqa: BLE001 - every failure is recorded on the row
-            return await self._record_failure(session, post, conversation, error)
+            return await self._record_failure(session, post, await conversation.get(), error)
         post.status = "sent"
         post.slack_ts = ts
         post.next_attempt_at = None
@@ -170,10 +174,12 @@ class Outbox:
         await session.commit()
         return SENT
 
-    def _resolve_args(self, post: OutboxPost, conversation: Conversation | None) -> dict[str, Any]:
+    @staticmethod
+    async def _resolve_args(post: OutboxPost, conversation: LazyConversation) -> dict[str, Any]:
         args = dict(post.args)
         if args.get("thread_ts") == SUPPORT_THREAD:
-            support_ts = conversation.support_thread_ts if conversation else None
+            case = await conversation.get()
+            support_ts = case.support_thread_ts if case else None
             if support_ts:
                 args["thread_ts"] = support_ts
             else:
@@ -255,18 +261,20 @@ class Outbox:
                 if slack_error_code(error) != "message_not_found":
                     raise
 
-    async def _apply_on_sent(self, session: AsyncSession, post: OutboxPost,
-                             conversation: Conversation | None, ts: str | None) -> None:
+    @staticmethod
+    async def _apply_on_sent(session: AsyncSession, post: OutboxPost,
+                             conversation: LazyConversation, ts: str | None) -> None:
         on_sent = post.on_sent or {}
         if not ts:
             return
-        if on_sent.get("support_thread") and conversation and not conversation.support_thread_ts:
-            conversation.support_thread_ts = ts
+        if on_sent.get("support_thread"):
+            case = await conversation.get()
+            if case and not case.support_thread_ts:
+                case.support_thread_ts = ts
         if message_id := on_sent.get("message_id"):
-            message = await session.get(Message, message_id)
-            if message and not message.slack_ts:
-                message.slack_ts = ts
-                metrics.answer_sent(message.meta)  # its first post reached the thread
+            first = await messages.record_first_ts(session, message_id, ts)
+            if first is not None:
+                metrics.answer_sent(first)  # its first post reached the thread
         for request_id in on_sent.get("human_request_ids", []):
             request = await session.get(HumanRequest, request_id)
             if request and not request.support_ts:
@@ -306,3 +314,19 @@ class Outbox:
             await self._posts.to_case_thread(
                 session, conversation, texts.slack_post_failed_staff(case_number, reason),
                 key=key)
+
+
+class LazyConversation:
+    """A post's conversation, read only when an attempt needs it (most posts never do)."""
+
+    def __init__(self, session: AsyncSession, conversation_id: int | None) -> None:
+        self._session = session
+        self._id = conversation_id
+        self._read = conversation_id is None
+        self._conversation: Conversation | None = None
+
+    async def get(self) -> Conversation | None:
+        if not self._read:
+            self._conversation = await self._session.get(Conversation, self._id)
+            self._read = True
+        return self._conversation

@@ -174,12 +174,10 @@ class Worker:
 
     async def _take_or_release(self, session: AsyncSession, conversation_id: int
                                ) -> WorkItem | None:
-        item = await work_items.next_open_work(session, conversation_id)
+        item = await work_items.take_next(session, conversation_id)
         if item is None:
             await conversations.release_conversation(
                 session, conversation_id=conversation_id, owner=self._owner)
-        else:
-            item.attempts += 1
         return item
 
     async def _drain(self, conversation_id: int) -> None:
