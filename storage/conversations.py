@@ -259,6 +259,14 @@ async def lock_conversation(session: AsyncSession, conversation_id: int) -> None
         .values(updated_at=utcnow()).execution_options(synchronize_session=False))
 
 
+async def lock_and_get(session: AsyncSession, conversation_id: int) -> Conversation | None:
+    """The conversation, read by taking its lock as `lock_conversation` does: one statement."""
+    return (await session.scalars(
+        update(Conversation).where(Conversation.id == conversation_id)
+        .values(updated_at=utcnow()).returning(Conversation)
+        .execution_options(synchronize_session=False))).first()
+
+
 async def number_case(session: AsyncSession, conversation: Conversation) -> int:
     """The case number staff see, given the first time the conversation is shown to them. The
     conversation is locked and read again (another transaction may have numbered it), and the

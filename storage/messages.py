@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import conversations
-from storage.models import Message
+from storage.models import Conversation, Message
 
 
 async def _last_position(session: AsyncSession, conversation_id: int) -> tuple[int, int]:
@@ -54,12 +54,14 @@ async def add_message(
 
 async def add_step(
     session: AsyncSession, *, conversation_id: int, role: str, in_order: int | None = None,
-    **fields: Any,
+    locked: bool = False, **fields: Any,
 ) -> tuple[Message, list[Message]]:
     """Append a step to turn `in_order` (else the latest turn), with the rows that turn had
     before it, whatever their status, in step order: the step's position and the turn's bounds
-    come from one read, taken under the conversation's lock."""
-    await conversations.lock_conversation(session, conversation_id)
+    come from one read, taken under the conversation's lock (`locked`: the transaction holds
+    it already)."""
+    if not locked:
+        await conversations.lock_conversation(session, conversation_id)
     if in_order is None:
         in_order = max(0, (await _last_position(session, conversation_id))[0])
     before = await turn_rows(session, conversation_id, in_order)
@@ -115,6 +117,15 @@ async def list_history(session: AsyncSession, conversation_id: int) -> list[Mess
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
     return await session.get(Message, message_id)
+
+
+async def get_with_conversation(session: AsyncSession, message_id: int
+                                ) -> tuple[Message, Conversation]:
+    """A message and its conversation, in one read."""
+    row = (await session.execute(
+        select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id == message_id))).one()
+    return row[0], row[1]
 
 
 async def record_first_ts(session: AsyncSession, message_id: int, ts: str) -> dict[str, Any] | None:

@@ -131,8 +131,12 @@ class Agent:
     async def step(self, conversation_id: int, *, upto_message_id: int | None = None) -> None:
         """Answer the conversation, or only up to one customer message: two quick messages
         get two answers, in order, the second seeing the first."""
+        # Without a router, the read and the step's pending row are one transaction, which
+        # locks the conversation first (its read is the lock's RETURNING).
+        one_transaction = self._router is None
         async with self._sessions() as session:
-            conversation = await conversations.get_conversation(session, conversation_id)
+            conversation = await (conversations.lock_and_get if one_transaction
+                                  else conversations.get_conversation)(session, conversation_id)
             if conversation is None:
                 return
             pending = await human_requests.pending_requests(session, conversation_id)
@@ -146,10 +150,9 @@ class Agent:
             if not model_continues(conversation, questions_pending=bool(pending),
                                    history=history):
                 return
-            # Without a router, the read and the step's pending row are one transaction.
-            pending_row = (None if self._router is not None
-                           else await self._begin_call(session, conversation_id, turn_order,
-                                                       history))
+            pending_row = (await self._begin_call(session, conversation_id, turn_order,
+                                                  history, locked=True)
+                           if one_transaction else None)
         if self._router is not None:
             if not await self._routed_to_bot(conversation_id, history):
                 return
@@ -186,10 +189,13 @@ class Agent:
         return True
 
     async def _begin_call(self, session: AsyncSession, conversation_id: int,
-                          turn_order: int | None, history: list[Message]) -> Message | None:
-        """Store the model call's pending row (committed), or None at a bound."""
+                          turn_order: int | None, history: list[Message], *,
+                          locked: bool = False) -> Message | None:
+        """Store the model call's pending row (committed), or None at a bound; `locked`: the
+        transaction holds the conversation's lock already."""
         await self._fail_stale_pending(session, conversation_id)
-        pending_row = await self._start_attempt(session, conversation_id, turn_order, history)
+        pending_row = await self._start_attempt(session, conversation_id, turn_order, history,
+                                                locked=locked)
         await session.commit()
         return pending_row
 
@@ -269,12 +275,13 @@ class Agent:
             await session.commit()
 
     async def _start_attempt(self, session: AsyncSession, conversation_id: int,
-                             turn_order: int | None, history: list[Message]) -> Message | None:
+                             turn_order: int | None, history: list[Message], *,
+                             locked: bool = False) -> Message | None:
         """The pending row of a model call, or None when the turn reached a bound (the bot
         gave up on the message instead)."""
         pending, before = await messages.add_step(
             session, conversation_id=conversation_id, role="assistant", status="pending",
-            in_order=turn_order)
+            in_order=turn_order, locked=locked)
         limit = limits.reached(before, self._config.llm)
         if limit is None:
             return pending
@@ -353,8 +360,7 @@ class Agent:
             text, cited = cited_entries(result.text, {o.entry_id for o in offered})
             result = replace(result, text=text or None)
         async with self._sessions() as session:
-            message = await messages.get_message(session, message_id)
-            conversation = await conversations.get_conversation(session, message.conversation_id)
+            message, conversation = await messages.get_with_conversation(session, message_id)
             store_completion(message, result, status="success")
             if offered:
                 message.meta = {**(message.meta or {}), "knowledge": {

@@ -45,9 +45,9 @@ async def test_an_answer_takes_nine_commits(start, slack, model):
     assert len(commits) >= 4  # the count is real: intake, claim, result, post
 
 
-# delivery stored 1 · claimed 2 · intake 5 · lease + item 2 · step read + pending row 7 ·
-# result + posts 6 · post claim 2 · post result 2 · item outcome + next + lease release 3
-STATEMENTS_PER_ANSWER = 30
+# delivery stored 1 · claimed 2 · intake 5 · lease + item 2 · step read + pending row 6 ·
+# result + posts 5 · post claim 2 · post result 2 · item outcome + next + lease release 3
+STATEMENTS_PER_ANSWER = 28
 
 
 class CommittedStatements:
@@ -72,7 +72,7 @@ class CommittedStatements:
         self._open.pop(id(conn), None)
 
 
-async def test_an_answer_takes_thirty_statements(start, slack, model):
+async def test_an_answer_takes_twenty_eight_statements(start, slack, model):
     bot = await start(slack={"holding_reaction_after": "1h"},
                       timers={"check_every": "1h"})
     model.script(Reply("Warm."), Reply("It is under Settings."))
