@@ -218,8 +218,12 @@ class Deliveries:
                 self._database_failed(error)
                 return  # what was handled is handled again later: the listeners dedupe
             self._unreachable = False
+            done, failed = [], {}
             if not claimed:
-                return
+                if not self._again:
+                    return
+                claim = True  # a delivery stored while the last forget committed
+                continue
             problems = await self._hand_over_in_order(claimed)
             done = [c.id for c in claimed if c.id not in problems and not c.forgotten]
             failed = {c.id: problem for c in claimed
