@@ -17,8 +17,6 @@ Variants:
   process instead of racing for the file lock (busy_timeout sleep-polling).
 - `no-streaming`: `slack.streaming: false` by default (the model is called without
   `stream=True`; the answer is posted whole), to price streaming (issue 15).
-- `workers-per-core`: `workers.processes: auto` sized to every core, not one fewer (the
-  front shares a core with a worker process).
 """
 
 from __future__ import annotations
@@ -30,8 +28,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import sys
 from typing import Any
 
-VARIANTS = ("no-pre-ping", "no-reaction", "sqlite-one-writer", "no-streaming",
-            "workers-per-core")
+VARIANTS = ("no-pre-ping", "no-reaction", "sqlite-one-writer", "no-streaming")
 
 
 def apply(names: list[str]) -> None:
@@ -63,17 +60,6 @@ def apply(names: list[str]) -> None:
 
         SlackSettings.model_fields["streaming"].default = False
         SlackSettings.model_rebuild(force=True)
-
-    if "workers-per-core" in names:
-        from bot.config import WorkerSettings
-
-        def per_core(self: Any, database_url: str = "") -> int:
-            if self.processes != "auto":
-                return int(self.processes)
-            cores = len(os.sched_getaffinity(0))
-            return min(cores, 1) if database_url.startswith("sqlite") else cores
-
-        WorkerSettings.process_count = per_core  # type: ignore[method-assign]
 
     if "no-reaction" in names:
         from bot.agent.loop import Agent

@@ -153,8 +153,9 @@ class DatabaseSettings(_Section):
 class WorkerSettings(_Section):
     # `python -m bot run` answers Slack (stores each event, then acks) in its own process and
     # runs the work (the listeners, model steps, outbox posts, timers) in this many worker
-    # processes, so an ack never waits behind model work. "auto": one per core but one (0 on a
-    # single core), at most one on SQLite (one writer); 0: everything in one process.
+    # processes, so an ack never waits behind model work. "auto": one per core (they run at a
+    # lower CPU priority than the front), one on SQLite (one writer); 0: everything in one
+    # process.
     processes: int | Literal["auto"] = "auto"
     # How often a worker looks for work nobody was woken for (after a crash, a lost wake-up).
     sweep_every: timedelta = timedelta(seconds=5)
@@ -180,19 +181,20 @@ class WorkerSettings(_Section):
         return every
 
     def process_count(self, database_url: str = "") -> int:
-        """Worker processes to start: `processes`, with "auto" sized to the cores, and at most
-        one on SQLite (one writer: more processes would only queue for the file lock in SQLite's
-        sleeping busy handler). With the front only storing deliveries, a few transactions per
-        burst, one worker process beside it acks a SQLite burst 4× faster than one process
-        doing both (docs/performance.md)."""
+        """Worker processes to start: `processes`, with "auto" one per core, and one on SQLite
+        (one writer: more processes would only queue for the file lock in SQLite's sleeping
+        busy handler). The front only stores deliveries, a few transactions per burst, and the
+        workers are niced below it: on two cores, two worker processes answered a PostgreSQL
+        burst 1.3-1.5x faster than one, with acks still far inside Slack's 3 s; one worker
+        process beside the front acks a SQLite burst 4x faster than one process doing both
+        (docs/performance.md)."""
         if self.processes != "auto":
             return int(self.processes)
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             cores = os.cpu_count() or 1
-        count = max(0, cores - 1)
-        return min(count, 1) if database_url.startswith("sqlite") else count
+        return 1 if database_url.startswith("sqlite") else max(1, cores)
 
 
 def _duration(value: Any) -> timedelta:

@@ -17,11 +17,11 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def test_auto_is_one_per_core_but_one_and_at_most_one_on_sqlite():
+def test_auto_is_one_per_core_and_one_on_sqlite():
     workers = parse_config({}).workers
     assert workers.processes == "auto"
-    assert workers.process_count(PG) == cores() - 1
-    assert workers.process_count("sqlite:///bot.db") == min(1, cores() - 1)
+    assert workers.process_count(PG) == cores()
+    assert workers.process_count("sqlite:///bot.db") == 1
 
 
 def test_a_number_is_taken_as_it_is_on_either_database():
