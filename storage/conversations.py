@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -21,6 +21,26 @@ from storage.models import (
 from storage.upserts import insert_new
 
 THREAD = ("team_id", "channel_id", "thread_ts")  # a customer thread's conversation is unique
+
+# The hot path's statements are built once: building one and its cache key costs about as much
+# CPU as its round trip (tests/e2e/test_statement_cache.py, docs/performance.md).
+_CLAIM = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation"),
+           or_(Conversation.lease_until.is_(None), Conversation.lease_until < bindparam("now"),
+               Conversation.lease_owner == bindparam("owner")))
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+    .execution_options(synchronize_session=False))
+_RELEASE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation"),
+           Conversation.lease_owner == bindparam("owner"))
+    .values(lease_owner=None, lease_until=None)
+    .execution_options(synchronize_session=False))
+_LOCK = (
+    update(Conversation).where(Conversation.id == bindparam("conversation"))
+    .values(updated_at=bindparam("now")).execution_options(synchronize_session=False))
+_LOCK_AND_GET = _LOCK.returning(Conversation)
 
 
 async def get_or_create_conversation(
@@ -117,26 +137,13 @@ async def claim_conversation(
 ) -> bool:
     """Take the conversation's lease if it is free or expired; exactly one claimer wins."""
     now = utcnow()
-    result = await session.execute(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            or_(Conversation.lease_until.is_(None), Conversation.lease_until < now,
-                Conversation.lease_owner == owner),
-        )
-        .values(lease_owner=owner, lease_until=now + lease)
-        .execution_options(synchronize_session=False)
-    )
+    result = await session.execute(_CLAIM, {"conversation": conversation_id, "now": now,
+                                            "owner": owner, "until": now + lease})
     return result.rowcount == 1
 
 
 async def release_conversation(session: AsyncSession, *, conversation_id: int, owner: str) -> None:
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(_RELEASE, {"conversation": conversation_id, "owner": owner})
 
 
 async def conversations_with_open_work(session: AsyncSession, *, limit: int = 50) -> list[int]:
@@ -254,17 +261,13 @@ def set_waiting_on_humans(conversation: Conversation, waiting: bool,
 async def lock_conversation(session: AsyncSession, conversation_id: int) -> None:
     """Serialise writers of one conversation until this transaction ends: updating its row
     takes the row lock on PostgreSQL and the write lock on SQLite."""
-    await session.execute(
-        update(Conversation).where(Conversation.id == conversation_id)
-        .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+    await session.execute(_LOCK, {"conversation": conversation_id, "now": utcnow()})
 
 
 async def lock_and_get(session: AsyncSession, conversation_id: int) -> Conversation | None:
     """The conversation, read by taking its lock as `lock_conversation` does: one statement."""
     return (await session.scalars(
-        update(Conversation).where(Conversation.id == conversation_id)
-        .values(updated_at=utcnow()).returning(Conversation)
-        .execution_options(synchronize_session=False))).first()
+        _LOCK_AND_GET, {"conversation": conversation_id, "now": utcnow()})).first()
 
 
 async def number_case(session: AsyncSession, conversation: Conversation) -> int:

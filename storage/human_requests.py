@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import HumanRequest, utcnow
+
+# Built once (see storage/conversations.py).
+_PENDING = (
+    select(HumanRequest)
+    .where(HumanRequest.conversation_id == bindparam("conversation"),
+           HumanRequest.status == "pending")
+    .order_by(HumanRequest.id))
 
 
 async def create_request(
@@ -30,12 +37,7 @@ async def create_request(
 
 
 async def pending_requests(session: AsyncSession, conversation_id: int) -> list[HumanRequest]:
-    rows = await session.execute(
-        select(HumanRequest)
-        .where(HumanRequest.conversation_id == conversation_id, HumanRequest.status == "pending")
-        .order_by(HumanRequest.id)
-    )
-    return list(rows.scalars())
+    return list(await session.scalars(_PENDING, {"conversation": conversation_id}))
 
 
 async def latest_unanswered_expired(session: AsyncSession,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import InboundEvent, utcnow
@@ -71,11 +71,15 @@ async def forget(session: AsyncSession, ids: list[int]) -> None:
                               .execution_options(synchronize_session=False))
 
 
+_FORGET_ONE = (delete(InboundEvent).where(InboundEvent.id == bindparam("delivery_id"))
+               .execution_options(synchronize_session=False))  # built once: every message's
+
+
 async def forget_with(session: AsyncSession, delivery: StoredDelivery | None) -> None:
     """Delete the delivery in the transaction that records what it says (the caller marks it
     `forgotten` once that transaction commits): recorded and forgotten at once, or neither."""
     if delivery is not None:
-        await forget(session, [delivery.id])
+        await session.execute(_FORGET_ONE, {"delivery_id": delivery.id})
 
 
 async def give_up(session: AsyncSession, failures: dict[int, str],

@@ -4,11 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import conversations
 from storage.models import Conversation, Message
+
+# Built once (see storage/conversations.py).
+_HISTORY = (
+    select(Message)
+    .where(Message.conversation_id == bindparam("conversation"), Message.status == "success")
+    .order_by(Message.order, Message.step_order))
+_TURN = (
+    select(Message)
+    .where(Message.conversation_id == bindparam("conversation"),
+           Message.order == bindparam("turn"))
+    .order_by(Message.step_order))
+_WITH_CONVERSATION = (
+    select(Message, Conversation)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .where(Message.id == bindparam("message_id")))
+_FAIL_PENDING = (
+    update(Message)
+    .where(Message.conversation_id == bindparam("conversation"), Message.status == "pending")
+    .values(status="failed")
+    .execution_options(synchronize_session=False))
+_FIRST_TS = (
+    update(Message)
+    .where(Message.id == bindparam("message_id"), Message.slack_ts.is_(None))
+    .values(slack_ts=bindparam("ts")).returning(Message.meta)
+    .execution_options(synchronize_session=False))
 
 
 async def _last_position(session: AsyncSession, conversation_id: int) -> tuple[int, int]:
@@ -73,13 +98,15 @@ async def add_step(
     return message, before
 
 
+async def fail_pending(session: AsyncSession, conversation_id: int) -> None:
+    """Mark the conversation's pending model steps failed (an attempt that never finished)."""
+    await session.execute(_FAIL_PENDING, {"conversation": conversation_id})
+
+
 async def turn_rows(session: AsyncSession, conversation_id: int, turn: int) -> list[Message]:
     """Every row of one turn, whatever its status, in step order."""
-    rows = await session.execute(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.order == turn)
-        .order_by(Message.step_order))
-    return list(rows.scalars())
+    return list(await session.scalars(_TURN, {"conversation": conversation_id,
+                                              "turn": turn}))
 
 
 async def add_tool_result(
@@ -107,12 +134,7 @@ async def add_tool_result(
 
 async def list_history(session: AsyncSession, conversation_id: int) -> list[Message]:
     """Every successful message of a conversation, in order."""
-    rows = await session.execute(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.status == "success")
-        .order_by(Message.order, Message.step_order)
-    )
-    return list(rows.scalars())
+    return list(await session.scalars(_HISTORY, {"conversation": conversation_id}))
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:
@@ -122,19 +144,14 @@ async def get_message(session: AsyncSession, message_id: int) -> Message | None:
 async def get_with_conversation(session: AsyncSession, message_id: int
                                 ) -> tuple[Message, Conversation]:
     """A message and its conversation, in one read."""
-    row = (await session.execute(
-        select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.id == message_id))).one()
+    row = (await session.execute(_WITH_CONVERSATION, {"message_id": message_id})).one()
     return row[0], row[1]
 
 
 async def record_first_ts(session: AsyncSession, message_id: int, ts: str) -> dict[str, Any] | None:
     """Record the Slack ts of a message's first post, unless one is recorded (one statement);
     the message's metadata ({} when it has none) when this call recorded it, else None."""
-    row = (await session.execute(
-        update(Message).where(Message.id == message_id, Message.slack_ts.is_(None))
-        .values(slack_ts=ts).returning(Message.meta)
-        .execution_options(synchronize_session=False))).first()
+    row = (await session.execute(_FIRST_TS, {"message_id": message_id, "ts": ts})).first()
     return None if row is None else (row[0] or {})
 
 

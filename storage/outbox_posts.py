@@ -5,11 +5,36 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxPost, utcnow
 from storage.upserts import insert_new
+
+# Built once (see storage/conversations.py).
+_PENDING_IN = (
+    select(OutboxPost)
+    .where(OutboxPost.status == "pending",
+           OutboxPost.conversation_id == bindparam("conversation"))
+    .order_by(OutboxPost.id))
+_PENDING_OUTSIDE = (
+    select(OutboxPost)
+    .where(OutboxPost.status == "pending", OutboxPost.conversation_id.is_(None))
+    .order_by(OutboxPost.id))
+_CLAIM = (
+    update(OutboxPost)
+    .where(OutboxPost.id == bindparam("post_id"), OutboxPost.status == "pending",
+           or_(OutboxPost.next_attempt_at.is_(None),
+               OutboxPost.next_attempt_at <= bindparam("now")))
+    .values(attempts=OutboxPost.attempts + 1, next_attempt_at=bindparam("until"),
+            maybe_sent=True)
+    .returning(OutboxPost.attempts)
+    .execution_options(synchronize_session=False))
+_OPEN_STREAMS = (
+    select(OutboxPost)
+    .where(OutboxPost.status == "streaming",
+           OutboxPost.conversation_id == bindparam("conversation"))
+    .order_by(OutboxPost.id))
 
 
 async def add_post(
@@ -39,12 +64,9 @@ async def add_post_once(
 
 
 async def pending_posts(session: AsyncSession, conversation_id: int | None) -> list[OutboxPost]:
-    query = select(OutboxPost).where(OutboxPost.status == "pending")
     if conversation_id is None:
-        query = query.where(OutboxPost.conversation_id.is_(None))
-    else:
-        query = query.where(OutboxPost.conversation_id == conversation_id)
-    return list((await session.execute(query.order_by(OutboxPost.id))).scalars())
+        return list(await session.scalars(_PENDING_OUTSIDE))
+    return list(await session.scalars(_PENDING_IN, {"conversation": conversation_id}))
 
 
 async def get_post(session: AsyncSession, post_id: int) -> OutboxPost | None:
@@ -61,12 +83,8 @@ async def claim_post(session: AsyncSession, post_id: int, *, hold: timedelta) ->
     even if this process dies before it learns the answer. Returns the attempt's number, or
     None when another sender has the post or it is not due."""
     now = utcnow()
-    result = await session.execute(
-        update(OutboxPost)
-        .where(OutboxPost.id == post_id, OutboxPost.status == "pending", _due(now))
-        .values(attempts=OutboxPost.attempts + 1, next_attempt_at=now + hold, maybe_sent=True)
-        .returning(OutboxPost.attempts)
-        .execution_options(synchronize_session=False))
+    result = await session.execute(_CLAIM, {"post_id": post_id, "now": now,
+                                            "until": now + hold})
     return result.scalar_one_or_none()
 
 
@@ -144,7 +162,4 @@ async def sent_ts(session: AsyncSession, conversation_id: int) -> set[str]:
 
 async def open_streams(session: AsyncSession, conversation_id: int) -> list[OutboxPost]:
     """The conversation's streams not yet ended, oldest first."""
-    return list((await session.execute(
-        select(OutboxPost).where(OutboxPost.status == "streaming",
-                                 OutboxPost.conversation_id == conversation_id)
-        .order_by(OutboxPost.id))).scalars())
+    return list(await session.scalars(_OPEN_STREAMS, {"conversation": conversation_id}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WorkItem, utcnow
@@ -22,27 +22,43 @@ async def add_work(
     return item
 
 
+# Built once (see storage/conversations.py).
+_TAKE_NEXT = (
+    update(WorkItem)
+    .where(WorkItem.id == (
+        select(WorkItem.id)
+        .where(WorkItem.conversation_id == bindparam("conversation"),
+               WorkItem.status == "open",
+               or_(WorkItem.not_before.is_(None), WorkItem.not_before <= bindparam("now")))
+        .order_by(WorkItem.id)
+        .limit(1)
+        .scalar_subquery()))
+    .values(attempts=WorkItem.attempts + 1).returning(WorkItem)
+    .execution_options(synchronize_session=False))
+_OUTCOME = (
+    update(WorkItem).where(WorkItem.id == bindparam("item_id"))
+    .values(status=bindparam("new_status"), error=bindparam("new_error"),
+            attempts=bindparam("new_attempts"))
+    .execution_options(synchronize_session=False))
+_OUTCOME_AND_WAIT = _OUTCOME.values(not_before=bindparam("wait_until"))
+
+
 async def take_next(session: AsyncSession, conversation_id: int) -> WorkItem | None:
     """The conversation's first due open item with this attempt counted, in one statement;
     None when nothing is due. The caller holds the conversation's lease."""
-    now = utcnow()
-    first_due = (
-        select(WorkItem.id)
-        .where(WorkItem.conversation_id == conversation_id, WorkItem.status == "open",
-               or_(WorkItem.not_before.is_(None), WorkItem.not_before <= now))
-        .order_by(WorkItem.id)
-        .limit(1)
-        .scalar_subquery())
     return (await session.scalars(
-        update(WorkItem).where(WorkItem.id == first_due)
-        .values(attempts=WorkItem.attempts + 1).returning(WorkItem)
-        .execution_options(synchronize_session=False))).first()
+        _TAKE_NEXT, {"conversation": conversation_id, "now": utcnow()})).first()
 
 
 async def set_outcome(session: AsyncSession, item_id: int, values: dict[str, object]) -> None:
-    """Record a work item's outcome in one UPDATE, no read first."""
-    await session.execute(update(WorkItem).where(WorkItem.id == item_id).values(values)
-                          .execution_options(synchronize_session=False))
+    """Record a work item's outcome (status, error, attempts, and not_before when it waits)
+    in one UPDATE, no read first."""
+    params = {"item_id": item_id, "new_status": values["status"],
+              "new_error": values["error"], "new_attempts": values["attempts"]}
+    if "not_before" in values:
+        await session.execute(_OUTCOME_AND_WAIT, {**params, "wait_until": values["not_before"]})
+    else:
+        await session.execute(_OUTCOME, params)
 
 
 async def prune_finished_work(session: AsyncSession, *, older_than: datetime) -> int:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.agent import limits
@@ -193,7 +192,7 @@ class Agent:
                           locked: bool = False) -> Message | None:
         """Store the model call's pending row (committed), or None at a bound; `locked`: the
         transaction holds the conversation's lock already."""
-        await self._fail_stale_pending(session, conversation_id)
+        await messages.fail_pending(session, conversation_id)  # a crashed attempt's row
         pending_row = await self._start_attempt(session, conversation_id, turn_order, history,
                                                 locked=locked)
         await session.commit()
@@ -342,13 +341,6 @@ class Agent:
             await self._handover.hand_to_humans(session, conversation,
                                                 f"router structured: {reason}")
             await session.commit()
-
-    async def _fail_stale_pending(self, session: AsyncSession, conversation_id: int) -> None:
-        await session.execute(
-            update(Message)
-            .where(Message.conversation_id == conversation_id, Message.status == "pending")
-            .values(status="failed")
-        )
 
     async def _record_result(self, message_id: int, history: list[Message],
                              result: ModelResult, streamed: Streamed | None = None, *,
