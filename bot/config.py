@@ -432,6 +432,12 @@ class AppConfig(_Section):
     log_level: str = "INFO"
 
     @property
+    def chat_models(self) -> list[str]:
+        """Every model the bot sends chat completions to: the agent's, and the classifier
+        router's when it has its own."""
+        return [self.llm.model, *([self.routing.model] if self.routing.model else [])]
+
+    @property
     def knowledge_embedding_model(self) -> str | None:
         """The model that embeds knowledge entries; None: lexical search."""
         chosen = self.knowledge.embedding_model

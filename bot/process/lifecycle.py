@@ -71,7 +71,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     the work and the timers."""
     if migrate:
         await upgrade_async(config.database.url)
-    await warm_up()
+    await warm_up(config.chat_models)
     services = build_services(config, sweep_seconds=sweep_seconds)
     try:
         await check_slack_token(services)

@@ -138,7 +138,7 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
     until the front closes our stdin."""
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)  # the front's acks come first when the cores are busy
-    await warm_up()
+    await warm_up(config.chat_models)
     services = build_services(config, sweep_seconds=config.workers.sweep_every.total_seconds())
     build_app(services.listener_parts())  # the listeners stored deliveries are handed to
     services.worker.start()

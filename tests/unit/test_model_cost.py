@@ -4,9 +4,11 @@ unknown model entered in litellm's table at zero cost once, so litellm's own per
 
 from __future__ import annotations
 
+import logging
+
 import litellm
 
-from bot.agent.model import call_cost
+from bot.agent.model import call_cost, warm_up
 
 
 def test_a_known_model_is_priced_from_litellm_table():
@@ -33,3 +35,11 @@ def test_a_name_without_a_known_provider_is_left_out_of_the_table():
 
 def test_no_tokens_cost_nothing():
     assert call_cost("openai/gpt-4o-mini", None, None, 0) == 0.0
+
+
+async def test_warm_up_enters_the_configured_models_and_starts_despite_a_bad_one(caplog):
+    with caplog.at_level(logging.WARNING, logger="bot.agent.model"):
+        await warm_up(["openai/warm-up-test-model", "no-provider-model"])
+    assert litellm.model_cost["openai/warm-up-test-model"]["output_cost_per_token"] == 0.0
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "no-provider-model" in warning and "\n" not in warning
