@@ -27,6 +27,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -35,7 +36,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage import inbound
-from storage.db import is_unavailable
+from storage.db import burst_writer, is_unavailable, write_when_free
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,9 @@ class Deliveries:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], *,
                  signing_secret: str | None, bot_user_id: Callable[[], Awaitable[str]],
                  sweep_seconds: float = 5.0, at_once: int = 8) -> None:
-        # The store is one statement: on PostgreSQL it runs in autocommit, one round trip
-        # instead of three (BEGIN, INSERT, COMMIT). SQLite begins its own (BEGIN IMMEDIATE).
-        self._engine = (engine.execution_options(isolation_level="AUTOCOMMIT")
-                        if engine.dialect.name == "postgresql" else engine)
+        # The store is one statement, written by a writer made for it (storage/db.py).
+        self._engine = burst_writer(engine)
+        self._owns_engine = self._engine.dialect.name == "sqlite"
         self._to_store: list[tuple[str, str, asyncio.Future[None]]] = []
         self._storer: asyncio.Task[None] | None = None
         # At most this many hand-overs at once: within the pool's own connections, so a burst
@@ -134,8 +134,8 @@ class Deliveries:
         while self._to_store:
             batch, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
             try:
-                async with self._engine.begin() as connection:
-                    await inbound.record_all(connection, [(e, body) for e, body, _ in batch])
+                await write_when_free(self._engine, partial(
+                    inbound.record_all, deliveries=[(e, body) for e, body, _ in batch]))
             except Exception as error:  # noqa: BLE001 - each request answers for itself
                 for *_, stored in batch:
                     if not stored.done():
@@ -177,6 +177,8 @@ class Deliveries:
             await asyncio.wait([self._draining], timeout=10)
             self._draining.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._owns_engine:
+            await self._engine.dispose()
 
     async def idle(self) -> None:
         """Wait until no stored delivery is being handed over in this process."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.pipeline.deliveries import MAX_ATTEMPTS
 from bot.process.doctor import diagnose
@@ -174,9 +175,13 @@ async def test_a_burst_is_stored_in_a_few_transactions_and_each_message_answered
         if statement.startswith("INSERT INTO inbound_events"):
             stores.append(len(params) if many else 1)
 
-    event.listen(bot.services.engine.sync_engine, "before_cursor_execute", note)
-    roots = await asyncio.gather(*(slack.user_posts(CUSTOMERS, CUSTOMER, f"burst {n}")
-                                   for n in range(30)))
+    # Every engine: on SQLite the front stores with a connection of its own (a burst writer).
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        roots = await asyncio.gather(*(slack.user_posts(CUSTOMERS, CUSTOMER, f"burst {n}")
+                                       for n in range(30)))
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
     assert all(delivery_of(slack, ts).status == 200 for ts in roots)
     # Stores that arrive while one commits go together in the next transaction.
     assert sum(stores) == 30 and len(stores) <= 10, stores
@@ -188,3 +193,56 @@ async def test_a_burst_is_stored_in_a_few_transactions_and_each_message_answered
     await slack.settle()
     assert [len(bot_posts(slack, CUSTOMERS, ts)) for ts in roots] == [1] * 30
     assert await all_rows(bot, InboundEvent) == []
+
+
+class WriteLockHeld:
+    """Another writer holds the lock the front's store needs: SQLite's write lock (BEGIN
+    IMMEDIATE on the file from another connection) or, on PostgreSQL, an exclusive lock on the
+    deliveries' table."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._release: Any = None
+
+    async def __aenter__(self) -> WriteLockHeld:
+        if self._url.startswith("sqlite"):
+            import sqlite3
+            connection = sqlite3.connect(self._url.split("///", 1)[1], isolation_level=None)
+            connection.execute("BEGIN IMMEDIATE")
+
+            async def release_sqlite() -> None:
+                connection.execute("COMMIT")
+                connection.close()
+            self._release = release_sqlite
+        else:
+            import asyncpg
+            connection = await asyncpg.connect(self._url.replace("+asyncpg", ""))
+            transaction = connection.transaction()
+            await transaction.start()
+            await connection.execute("LOCK TABLE inbound_events IN EXCLUSIVE MODE")
+
+            async def release_postgresql() -> None:
+                await transaction.commit()
+                await connection.close()
+            self._release = release_postgresql
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._release()
+
+
+async def test_the_store_waits_for_a_writer_that_holds_the_lock_then_acks(bot, slack, model):
+    """On SQLite the front's store never sleeps in SQLite's busy handler (whose waits grow to
+    100 ms while a busy worker takes the lock again and again): it asks for the lock again and
+    again instead, so it gets in between the other writer's transactions; here the lock is held
+    for a while, and the event waits for it, is acked and answered, not refused."""
+    model.default = echo
+    url = bot.services.engine.url.render_as_string(hide_password=False)
+    async with WriteLockHeld(url):
+        posting = asyncio.create_task(slack.user_posts(CUSTOMERS, CUSTOMER, "while locked"))
+        await asyncio.sleep(0.5)
+        assert not posting.done()  # the ack waits for the store, which waits for the lock
+    ts = await posting
+    assert delivery_of(slack, ts).status == 200
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=30,
+                                 predicate=lambda m: m["text"] == "answer to while locked")
