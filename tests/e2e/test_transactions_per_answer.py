@@ -27,19 +27,28 @@ from tests.conftest import CUSTOMER, CUSTOMERS
 COMMITS_PER_ANSWER = 9
 
 
-async def test_an_answer_takes_nine_commits(start, slack, model):
+async def warm_bot(start: Any, slack: Any, model: Any) -> Any:
+    """A bot that has answered once (its caches warm), with no ⏳ and no timers to count."""
     bot = await start(slack={"holding_reaction_after": "1h"},
                       timers={"check_every": "1h"})
     model.script(Reply("Warm."), Reply("It is under Settings."))
     first = await slack.user_posts(CUSTOMERS, CUSTOMER, "Warm-up question?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=first)
     await bot.services.idle()
+    return bot
 
-    commits: list[str] = []
-    event.listen(bot.services.engine.sync_engine, "commit", lambda _conn: commits.append("c"))
+
+async def answer_one_question(bot: Any, slack: Any) -> None:
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is the setting?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
     await bot.services.idle()
+
+
+async def test_an_answer_takes_nine_commits(start, slack, model):
+    bot = await warm_bot(start, slack, model)
+    commits: list[str] = []
+    event.listen(bot.services.engine.sync_engine, "commit", lambda _conn: commits.append("c"))
+    await answer_one_question(bot, slack)
 
     assert len(commits) <= COMMITS_PER_ANSWER, commits
     assert len(commits) >= 4  # the count is real: intake, claim, result, post
@@ -73,17 +82,9 @@ class CommittedStatements:
 
 
 async def test_an_answer_takes_twenty_eight_statements(start, slack, model):
-    bot = await start(slack={"holding_reaction_after": "1h"},
-                      timers={"check_every": "1h"})
-    model.script(Reply("Warm."), Reply("It is under Settings."))
-    first = await slack.user_posts(CUSTOMERS, CUSTOMER, "Warm-up question?")
-    await slack.wait_for_message(CUSTOMERS, thread_ts=first)
-    await bot.services.idle()
-
+    bot = await warm_bot(start, slack, model)
     counted = CommittedStatements(bot.services.engine)
-    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is the setting?")
-    await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
-    await bot.services.idle()
+    await answer_one_question(bot, slack)
 
     assert len(counted.committed) <= STATEMENTS_PER_ANSWER, counted.committed
     assert len(counted.committed) >= 12  # the count is real
