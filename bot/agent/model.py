@@ -241,7 +241,7 @@ def _price_at_zero(name: str) -> None:
         return
     with contextlib.suppress(Exception):  # a table litellm refuses to extend is only slower
         litellm.register_model({name: {
-            "litellm_provider": provider, "mode": "chat", "input_cost_per_token": 0.0,
+            "litellm_provider": provider, "input_cost_per_token": 0.0,  # chat or embedding
             "output_cost_per_token": 0.0, "cache_creation_input_token_cost": 0.0,
             "cache_read_input_token_cost": 0.0}})
 
