@@ -136,6 +136,10 @@ class Deliveries:
             try:
                 await write_when_free(self._engine, partial(
                     inbound.record_all, deliveries=[(e, body) for e, body, _ in batch]))
+            except asyncio.CancelledError:  # stopped mid-store: these requests get no ack
+                for *_, stored in batch + self._to_store:
+                    stored.cancel()
+                raise
             except Exception as error:  # noqa: BLE001 - each request answers for itself
                 for *_, stored in batch:
                     if not stored.done():
@@ -169,10 +173,13 @@ class Deliveries:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="deliveries-sweep")
 
     async def stop(self) -> None:
+        """Stop sweeping, let a drain finish (10 s at most), and end a store still waiting for
+        the database: its requests were not acked, so Slack sends them again."""
         self._stopping = True
-        tasks = [t for t in (self._sweeper, self._draining) if t is not None]
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        tasks = [t for t in (self._sweeper, self._draining, self._storer) if t is not None]
+        for waiting in (self._sweeper, self._storer):
+            if waiting is not None:
+                waiting.cancel()
         if self._draining is not None and not self._draining.done():
             await asyncio.wait([self._draining], timeout=10)
             self._draining.cancel()
