@@ -98,6 +98,12 @@ def burst_writer(engine: AsyncEngine) -> AsyncEngine:
     return writer
 
 
+async def close_burst_writer(writer: AsyncEngine) -> None:
+    """Dispose of a `burst_writer`'s own connection (SQLite); PostgreSQL's shares the pool."""
+    if writer.dialect.name == "sqlite":
+        await writer.dispose()
+
+
 async def write_when_free(engine: AsyncEngine,
                           work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one write transaction. On a `burst_writer` SQLite engine, a write lock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import conversations
@@ -48,23 +48,13 @@ async def _last_position(session: AsyncSession, conversation_id: int) -> tuple[i
 
 async def add_message(
     session: AsyncSession, *, conversation_id: int, role: str, position: str = "step",
-    text: str | None = None, in_order: int | None = None, **fields: Any,
+    text: str | None = None, **fields: Any,
 ) -> Message:
     """Append a message. `position="turn"` opens a new order (a customer or staff turn);
-    `"step"` continues the current turn (assistant and tool steps), or turn `in_order`."""
+    `"step"` continues the current turn (a step inside a given turn: `add_step`)."""
     # Positions are the current maximum + 1: without the lock two messages arriving at once get
     # the same one; the unique index on positions is the net behind it.
     await conversations.lock_conversation(session, conversation_id)
-    if in_order is not None:
-        last_step = (await session.execute(
-            select(func.max(Message.step_order)).where(
-                Message.conversation_id == conversation_id, Message.order == in_order)
-        )).scalar_one()
-        message = Message(conversation_id=conversation_id, order=in_order,
-                          step_order=(last_step or 0) + 1, role=role, text=text, **fields)
-        session.add(message)
-        await session.flush()
-        return message
     order, step = await _last_position(session, conversation_id)
     if position == "turn" or order < 0:
         order, step = order + 1, 0
@@ -115,20 +105,10 @@ async def add_tool_result(
 ) -> Message:
     """Store a tool result inside the turn of its call, so it directly follows the call in the
     model's context even when the customer wrote in between."""
-    await conversations.lock_conversation(session, call_message.conversation_id)
-    last_step = (await session.execute(
-        select(func.max(Message.step_order)).where(
-            Message.conversation_id == call_message.conversation_id,
-            Message.order == call_message.order,
-        )
-    )).scalar_one()
-    message = Message(
-        conversation_id=call_message.conversation_id, order=call_message.order,
-        step_order=(last_step or 0) + 1, role="tool", text=text,
-        tool_call_id=tool_call_id, tool_name=tool_name, **fields,
-    )
-    session.add(message)
-    await session.flush()
+    message, _ = await add_step(
+        session, conversation_id=call_message.conversation_id, role="tool",
+        in_order=call_message.order, text=text, tool_call_id=tool_call_id,
+        tool_name=tool_name, **fields)
     return message
 
 

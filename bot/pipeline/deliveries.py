@@ -36,7 +36,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage import inbound
-from storage.db import burst_writer, is_unavailable, write_when_free
+from storage.db import burst_writer, close_burst_writer, is_unavailable, write_when_free
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ class Deliveries:
                  sweep_seconds: float = 5.0, at_once: int = 8) -> None:
         # The store is one statement, written by a writer made for it (storage/db.py).
         self._engine = burst_writer(engine)
-        self._owns_engine = self._engine.dialect.name == "sqlite"
         self._to_store: list[tuple[str, str, asyncio.Future[None]]] = []
         self._storer: asyncio.Task[None] | None = None
         # At most this many hand-overs at once: within the pool's own connections, so a burst
@@ -184,8 +183,7 @@ class Deliveries:
             await asyncio.wait([self._draining], timeout=10)
             self._draining.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._owns_engine:
-            await self._engine.dispose()
+        await close_burst_writer(self._engine)
 
     async def idle(self) -> None:
         """Wait until no stored delivery is being handed over in this process."""
