@@ -324,6 +324,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also measure the bot with levers simulated (bench/variants.py: "
                              "no-pre-ping, no-reaction, sqlite-one-writer; comma-separated to "
                              "combine); repeatable")
+    parser.add_argument("--answer-words", type=int, default=0, metavar="N",
+                        help="the model answers N words (streamed a word per chunk) instead "
+                             "of \"ok\"")
     parser.add_argument("--json", type=Path, default=RESULTS / "load-latest.json",
                         help="where to write the figures as JSON ('-' for stdout)")
     return parser.parse_args(argv)
@@ -331,6 +334,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
+    if args.answer_words:
+        os.environ["BENCH_ANSWER_WORDS"] = str(args.answer_words)  # the fakes processes read it
     began = time.perf_counter()
     print(f"load: burst {args.burst}@{args.concurrency}"
           + (f", {args.burst * 10}@{args.concurrency * 10}" if args.tenx else "")

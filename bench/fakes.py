@@ -1,5 +1,6 @@
 """The sandbox fakes in their own process: the Slack emulator, the model server answering
-`Reply("ok")`, and a small control server the benchmark driver talks to.
+`Reply("ok")` (or `BENCH_ANSWER_WORDS` words), and a small control server the benchmark
+driver talks to.
 
     python -m bench.fakes      # prints `READY {json}` with the URLs, then serves until SIGTERM
 
@@ -118,8 +119,16 @@ def control_app(emulator: SlackEmulator, model: ModelServer) -> web.Application:
     return app
 
 
+def model_answer() -> str:
+    """The answer to every question: "ok", or `BENCH_ANSWER_WORDS` words (streamed one word
+    per chunk, as a real model streams about a token per chunk)."""
+    words = int(os.environ.get("BENCH_ANSWER_WORDS") or 0)
+    return " ".join(["word"] * words) if words > 1 else "ok"
+
+
 async def main() -> None:
-    emulator, model = seeded_emulator(), ModelServer(default=lambda _request: Reply("ok"))
+    answer = model_answer()
+    emulator, model = seeded_emulator(), ModelServer(default=lambda _request: Reply(answer))
     await emulator.start()
     await model.start()
     runner = web.AppRunner(control_app(emulator, model), access_log=None)

@@ -15,6 +15,10 @@ _HISTORY = (
     select(Message)
     .where(Message.conversation_id == bindparam("conversation"), Message.status == "success")
     .order_by(Message.order, Message.step_order))
+_ALL_ROWS = (
+    select(Message)
+    .where(Message.conversation_id == bindparam("conversation"))
+    .order_by(Message.order, Message.step_order))
 _TURN = (
     select(Message)
     .where(Message.conversation_id == bindparam("conversation"),
@@ -69,17 +73,22 @@ async def add_message(
 
 async def add_step(
     session: AsyncSession, *, conversation_id: int, role: str, in_order: int | None = None,
-    locked: bool = False, **fields: Any,
+    locked: bool = False, rows: list[Message] | None = None, **fields: Any,
 ) -> tuple[Message, list[Message]]:
     """Append a step to turn `in_order` (else the latest turn), with the rows that turn had
     before it, whatever their status, in step order: the step's position and the turn's bounds
     come from one read, taken under the conversation's lock (`locked`: the transaction holds
-    it already)."""
-    if not locked:
+    it already; `rows`: and has read `conversation_rows` under it, which are used instead)."""
+    if not locked and rows is None:
         await conversations.lock_conversation(session, conversation_id)
-    if in_order is None:
-        in_order = max(0, (await _last_position(session, conversation_id))[0])
-    before = await turn_rows(session, conversation_id, in_order)
+    if rows is not None:
+        if in_order is None:
+            in_order = max((row.order for row in rows), default=0)
+        before = [row for row in rows if row.order == in_order]
+    else:
+        if in_order is None:
+            in_order = max(0, (await _last_position(session, conversation_id))[0])
+        before = await turn_rows(session, conversation_id, in_order)
     message = Message(conversation_id=conversation_id, order=in_order,
                       step_order=max((row.step_order for row in before), default=0) + 1,
                       role=role, **fields)
@@ -115,6 +124,17 @@ async def add_tool_result(
 async def list_history(session: AsyncSession, conversation_id: int) -> list[Message]:
     """Every successful message of a conversation, in order."""
     return list(await session.scalars(_HISTORY, {"conversation": conversation_id}))
+
+
+async def conversation_rows(session: AsyncSession, conversation_id: int) -> list[Message]:
+    """Every row of a conversation, whatever its status, in order (`successful` of them is its
+    history)."""
+    return list(await session.scalars(_ALL_ROWS, {"conversation": conversation_id}))
+
+
+def successful(rows: list[Message]) -> list[Message]:
+    """The history among a conversation's rows: its successful messages, in order."""
+    return [row for row in rows if row.status == "success"]
 
 
 async def get_message(session: AsyncSession, message_id: int) -> Message | None:

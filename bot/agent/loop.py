@@ -131,7 +131,8 @@ class Agent:
         """Answer the conversation, or only up to one customer message: two quick messages
         get two answers, in order, the second seeing the first."""
         # Without a router, the read and the step's pending row are one transaction, which
-        # locks the conversation first (its read is the lock's RETURNING).
+        # locks the conversation first (its read is the lock's RETURNING); the rows read under
+        # the lock give the history, the turn's bounds and the new step's position.
         one_transaction = self._router is None
         async with self._sessions() as session:
             conversation = await (conversations.lock_and_get if one_transaction
@@ -139,7 +140,8 @@ class Agent:
             if conversation is None:
                 return
             pending = await human_requests.pending_requests(session, conversation_id)
-            history = await messages.list_history(session, conversation_id)
+            rows = await messages.conversation_rows(session, conversation_id)
+            history = messages.successful(rows)
             turn_order = None
             if upto_message_id is not None:
                 upto = await messages.get_message(session, upto_message_id)
@@ -150,7 +152,7 @@ class Agent:
                                    history=history):
                 return
             pending_row = (await self._begin_call(session, conversation_id, turn_order,
-                                                  history, locked=True)
+                                                  history, locked_rows=rows)
                            if one_transaction else None)
         if self._router is not None:
             if not await self._routed_to_bot(conversation_id, history):
@@ -189,12 +191,15 @@ class Agent:
 
     async def _begin_call(self, session: AsyncSession, conversation_id: int,
                           turn_order: int | None, history: list[Message], *,
-                          locked: bool = False) -> Message | None:
-        """Store the model call's pending row (committed), or None at a bound; `locked`: the
-        transaction holds the conversation's lock already."""
-        await messages.fail_pending(session, conversation_id)  # a crashed attempt's row
+                          locked_rows: list[Message] | None = None) -> Message | None:
+        """Store the model call's pending row (committed), or None at a bound; `locked_rows`:
+        the conversation's rows, read in this transaction under its lock."""
+        rows = locked_rows
+        if rows is None or any(row.status == "pending" for row in rows):
+            await messages.fail_pending(session, conversation_id)  # a crashed attempt's row
+            rows = None  # their statuses changed: read again
         pending_row = await self._start_attempt(session, conversation_id, turn_order, history,
-                                                locked=locked)
+                                                locked=locked_rows is not None, rows=rows)
         await session.commit()
         return pending_row
 
@@ -275,12 +280,14 @@ class Agent:
 
     async def _start_attempt(self, session: AsyncSession, conversation_id: int,
                              turn_order: int | None, history: list[Message], *,
-                             locked: bool = False) -> Message | None:
+                             locked: bool = False, rows: list[Message] | None = None
+                             ) -> Message | None:
         """The pending row of a model call, or None when the turn reached a bound (the bot
-        gave up on the message instead)."""
+        gave up on the message instead); `locked` and `rows` as `messages.add_step` takes
+        them."""
         pending, before = await messages.add_step(
             session, conversation_id=conversation_id, role="assistant", status="pending",
-            in_order=turn_order, locked=locked)
+            in_order=turn_order, locked=locked, rows=rows)
         limit = limits.reached(before, self._config.llm)
         if limit is None:
             return pending

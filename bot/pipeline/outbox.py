@@ -85,19 +85,28 @@ class Outbox:
         return await self._send(post_id) != WAIT
 
     async def send_pending(self, conversation_id: int | None) -> bool:
+        """Send the conversation's pending posts in order (see `send_pending_in`)."""
+        async with self._sessions() as session:
+            sent = await self.send_pending_in(session, conversation_id)
+            await session.commit()
+        return sent
+
+    async def send_pending_in(self, session: AsyncSession, conversation_id: int | None) -> bool:
         """Send the conversation's pending posts in order; False if one must wait (a retry
         later, or another sender holds it): the posts after it wait too, keeping the order.
         Posts queued meanwhile come with a work item (whose run sends them), except the staff
-        notice of a dropped post, which is looked for here. The posts are read once and sent
-        in the transactions of their claims and results."""
+        notice of a dropped post, which is looked for here. The posts are read once; each
+        post's result is committed with the next post's claim, and the last one is left in
+        `session`'s open transaction for the caller to commit with its own bookkeeping (a
+        crash before that commit leaves the post claimed and possibly sent: its retry looks
+        in Slack first)."""
         while True:
-            async with self._sessions() as session:
-                dropped = False
-                for post in await outbox_posts.pending_posts(session, conversation_id):
-                    outcome = await self._attempt(session, post)
-                    if outcome == WAIT:
-                        return False
-                    dropped = dropped or outcome == DROPPED
+            dropped = False
+            for post in await outbox_posts.pending_posts(session, conversation_id):
+                outcome = await self._attempt(session, post)
+                if outcome == WAIT:
+                    return False
+                dropped = dropped or outcome == DROPPED
             if not dropped:
                 return True
 
@@ -123,7 +132,9 @@ class Outbox:
     async def _send(self, post_id: int) -> str:
         """One attempt at a post: SENT (or nothing left to do), WAIT, or DROPPED for good."""
         async with self._sessions() as session:
-            return await self._send_in(session, post_id)
+            outcome = await self._send_in(session, post_id)
+            await session.commit()
+        return outcome
 
     async def _send_in(self, session: AsyncSession, post_id: int) -> str:
         post = await outbox_posts.get_post(session, post_id)
@@ -132,7 +143,8 @@ class Outbox:
         return await self._attempt(session, post)
 
     async def _attempt(self, session: AsyncSession, post: OutboxPost) -> str:
-        """One attempt at a pending post read in `session`: claim (committed), call, record."""
+        """One attempt at a pending post read in `session`: claim (committed, with whatever
+        the transaction held), call, record (left for the caller to commit)."""
         if post.next_attempt_at is not None and post.next_attempt_at > utcnow():
             return WAIT
         conversation = LazyConversation(session, post.conversation_id)
@@ -171,7 +183,6 @@ class Outbox:
         post.slack_ts = ts
         post.next_attempt_at = None
         await self._apply_on_sent(session, post, conversation, ts)
-        await session.commit()
         return SENT
 
     @staticmethod

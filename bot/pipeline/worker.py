@@ -164,9 +164,11 @@ class Worker:
 
     async def _finish_and_take(self, conversation_id: int, done: WorkItem,
                                outcome: dict[str, object]) -> WorkItem | None:
-        """One transaction: record an item's outcome, and take the next due item, or give the
-        lease back when there is none (work added after this commit kicks a new drain)."""
+        """Send the item's posts (a post that must wait is left to the sweep), then one
+        transaction: the last post's result, the item's outcome, and the next due item, or the
+        lease given back when there is none (work added after this commit kicks a new drain)."""
         async with self._sessions() as session:
+            await self._outbox.send_pending_in(session, conversation_id)
             await work_items.set_outcome(session, done.id, outcome)
             item = await self._take_or_release(session, conversation_id)
             await session.commit()
@@ -244,7 +246,6 @@ class Worker:
         history; a flush sends what is still pending)."""
         while item is not None:
             outcome = await self._run_one(item)
-            await self._outbox.send_pending(conversation_id)  # a post that must wait: the sweep
             item = await self._finish_and_take(conversation_id, item, outcome)
 
     async def _run_one(self, item: WorkItem) -> dict[str, object]:

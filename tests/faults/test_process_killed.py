@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from sandbox.model_server import Delay
 from storage.db import create_engine, create_session_factory
-from storage.models import OutboxPost
+from storage.models import Message, OutboxPost
 from tests.conftest import CUSTOMER, CUSTOMERS, OTHER_CUSTOMERS, SUPPORT, bot_posts
 from tests.faults.helpers import echo, wait_until
 
@@ -83,7 +83,8 @@ async def bot_process(tmp_path, database_url, slack, model):
     await process.stop()
 
 
-async def test_a_killed_bot_resumes_every_answer_within_seconds(bot_process, slack, model):
+async def test_a_killed_bot_resumes_every_answer_within_seconds(bot_process, slack, model,
+                                                                  database_url):
     model.default = lambda request: Delay(2.0, echo)  # slow model: the kill lands mid-answer
     await bot_process.start()
     roots = [await slack.user_posts(CUSTOMERS, CUSTOMER, f"question {n}") for n in range(10)]
@@ -106,6 +107,17 @@ async def test_a_killed_bot_resumes_every_answer_within_seconds(bot_process, sla
     assert counts == [1] * 10, counts
     # The killed process's leases lapse in seconds (15 s at most), not minutes.
     assert recovered_in < 45, recovered_in
+    # The model calls the kill cut short were marked failed when their turns were taken up
+    # again (a step reads the rows under the conversation's lock and fails what is pending).
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            statuses = (await session.execute(
+                select(Message.status).where(Message.role == "assistant"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert statuses.count("success") == 10, statuses
+    assert "pending" not in statuses and "failed" in statuses, statuses
 
 
 async def test_a_bot_killed_after_slack_accepted_its_post_does_not_post_it_twice(
