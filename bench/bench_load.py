@@ -322,8 +322,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-burst", type=int, default=600)
     parser.add_argument("--variant", action="append", default=[],
                         help="also measure the bot with levers simulated (bench/variants.py: "
-                             "no-pre-ping, no-reaction, sqlite-one-writer; comma-separated to "
-                             "combine); repeatable")
+                             "no-pre-ping, no-reaction, sqlite-one-writer) or settings "
+                             "(section.key=value, e.g. slack.streaming=false); comma-separated "
+                             "to combine; repeatable")
     parser.add_argument("--answer-words", type=int, default=0, metavar="N",
                         help="the model answers N words (streamed a word per chunk) instead "
                              "of \"ok\"")

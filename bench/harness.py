@@ -78,10 +78,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def app_config(fakes: dict[str, Any], database: str, port: int) -> dict[str, Any]:
+def app_config(fakes: dict[str, Any], database: str, port: int,
+               settings: dict[str, str] | None = None) -> dict[str, Any]:
     """The app.yaml a user would write for HTTP mode against the sandbox fakes (the bare app
-    reads the same file). Everything not named keeps app.yaml's defaults."""
-    return {
+    reads the same file), with `settings` (`{"section.key": "yaml value"}`) on top.
+    Everything not named keeps app.yaml's defaults."""
+    config = {
         "slack": {"mode": "http", "bot_token": fakes["bot_token"],
                   "signing_secret": fakes["signing_secret"], "api_url": fakes["slack_api"],
                   "http": {"host": "127.0.0.1", "port": port, "path": PATH}},
@@ -91,6 +93,21 @@ def app_config(fakes: dict[str, Any], database: str, port: int) -> dict[str, Any
         "database": {"url": database},
         "log_level": "WARNING",
     }
+    for dotted, value in (settings or {}).items():
+        *sections, key = dotted.split(".")
+        target = config
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[key] = yaml.safe_load(value)
+    return config
+
+
+def variant_settings(kind: str) -> dict[str, str]:
+    """The app.yaml settings of a `bot:<variant,...>` kind: its `section.key=value` variants,
+    written into the config file, so the worker processes run with them too."""
+    if not kind.startswith("bot:"):
+        return {}
+    return dict(v.split("=", 1) for v in kind[4:].split(",") if "=" in v)
 
 
 # What each kind of app runs: the real product's CLI, or the bare baseline (bench/bare_app.py).
@@ -99,9 +116,13 @@ APP_COMMANDS = {"bot": ["-m", "bot", "run", "--config"],
 
 
 def app_command(kind: str) -> list[str]:
-    """`bot`, `bare`, or `bot:<variant,...>` (the bot with levers simulated, bench/variants.py)."""
+    """`bot`, `bare`, or `bot:<variant,...>` (the bot with levers simulated, bench/variants.py,
+    and/or settings, `variant_settings`)."""
     if kind.startswith("bot:"):
-        return ["-m", "bench.variants", kind[4:], "run", "--config"]
+        levers = [v for v in kind[4:].split(",") if v and "=" not in v]
+        if not levers:
+            return APP_COMMANDS["bot"]
+        return ["-m", "bench.variants", ",".join(levers), "run", "--config"]
     return APP_COMMANDS[kind]
 
 
@@ -290,7 +311,7 @@ async def stack(kind: str, database: str = "sqlite", replicas: int = 1) -> Async
             async with fresh_database(database, workdir) as url, aiohttp.ClientSession() as http:
                 try:
                     for n in range(replicas):
-                        config = app_config(fakes, url, free_port())
+                        config = app_config(fakes, url, free_port(), variant_settings(kind))
                         children.append(await spawn_app(kind, config, workdir, f"{kind}{n}"))
                     urls = [f"http://127.0.0.1:{c['slack']['http']['port']}{PATH}"
                             for c in (yaml.safe_load((workdir / f"{kind}{n}.yaml").read_text())

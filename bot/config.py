@@ -55,8 +55,9 @@ class SlackSettings(_Section):
     # The ⏳ reaction goes on a customer's message only when it has no answer this long after
     # it arrived (0s: on every message, at once).
     holding_reaction_after: timedelta = timedelta(seconds=2)
-    # The model's answer appears in the customer's thread as it is written (chat.startStream);
-    # off: every answer is posted whole, once it is complete.
+    # The model's answer appears in the customer's thread as it is written (chat.startStream),
+    # except in a burst (conversations waiting for a worker: see docs/streaming.md); off: every
+    # answer is posted whole, once it is complete.
     streaming: bool = True
     # Text gathered before each call to Slack while streaming: a few calls per answer, none per
     # token. An answer shorter than this is posted whole.

@@ -154,18 +154,24 @@ class AnswerStreams:
     """Starts live streams and sets the thinking status; one per process."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], slack: SlackGateway,
-                 settings: SlackSettings) -> None:
+                 settings: SlackSettings, *, busy: Callable[[], bool] = lambda: False) -> None:
         self.sessions = sessions
         self.slack = slack
         self.buffer_chars = settings.stream_buffer_chars
         self.streaming = settings.streaming
+        self._busy = busy
         self.thinking_status = settings.thinking_status
         self._no_status: set[str] = set()  # channels where Slack refused the status
 
     def open(self, conversation: Conversation, message_id: int,
              on_start: Callable[[], None] | None = None) -> LiveStream | None:
-        return (LiveStream(self, conversation, message_id, on_start) if self.streaming
-                else None)
+        """A stream for the answer of the model call about to start; None when streaming is
+        off, or while the process is `busy` (a burst: conversations wait for a worker), when
+        the answer is called for unstreamed and posted whole: a streamed call costs several
+        times the CPU of a plain one, and nobody watches an answer grow in a burst's queue."""
+        if not self.streaming or self._busy():
+            return None
+        return LiveStream(self, conversation, message_id, on_start)
 
     def thinking_later(self, conversation: Conversation, *, after: timedelta
                        ) -> ThinkingLater | None:

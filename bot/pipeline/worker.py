@@ -48,6 +48,7 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._sweep_seconds = sweep_seconds
         self._slots = asyncio.Semaphore(concurrency)
+        self._waiting = 0  # drains waiting for a slot
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
         self._forward: Callable[[int], None] | None = None
@@ -102,6 +103,15 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def waiting(self) -> int:
+        """Conversations waiting for a slot: this process has more work than `concurrency`
+        lets it run at once (a burst)."""
+        return self._waiting
+
+    def queueing(self) -> bool:
+        return self._waiting > 0
 
     async def idle(self) -> None:
         """Wait until no conversation is being drained in this process (for tests, shutdown)."""
@@ -185,15 +195,21 @@ class Worker:
     async def _drain(self, conversation_id: int) -> None:
         log_context.conversation_id.set(conversation_id)  # this task's log lines name the case
         log.debug("working on conversation %s", conversation_id)
-        async with self._slots:
-            try:
-                await self._drain_claimed(conversation_id)
-            except Exception as error:
-                if is_unavailable(error):
-                    log.warning("conversation %s paused: database unreachable (%s)",
-                                conversation_id, type(error).__name__)
-                else:
-                    log.exception("draining conversation %s failed", conversation_id)
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            await self._drain_claimed(conversation_id)
+        except Exception as error:
+            if is_unavailable(error):
+                log.warning("conversation %s paused: database unreachable (%s)",
+                            conversation_id, type(error).__name__)
+            else:
+                log.exception("draining conversation %s failed", conversation_id)
+        finally:
+            self._slots.release()
 
     async def _drain_claimed(self, conversation_id: int) -> None:
         task = self._running.get(conversation_id)

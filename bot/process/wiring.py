@@ -129,7 +129,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     handoff = Handoff(config, sessions, answers, posts, ratings, knowledge)
     # Streams go through the outbox's client: no retries inside a call (an append that must
     # wait is left to the stream's end, which the outbox retries on Slack's terms).
-    streams = AnswerStreams(sessions, outbox_slack, config.slack)
+    streams = AnswerStreams(sessions, outbox_slack, config.slack, busy=worker.queueing)
     agent = Agent(config, sessions, model, posts, handoff,
                   router=build_router(config, model, sessions), streams=streams,
                   knowledge_base=knowledge_base)

@@ -96,8 +96,9 @@ async def writes_blocked(database_url: str) -> AsyncIterator[None]:
     """Another transaction holds the lock the reminder's claim needs: the human request rows on
     PostgreSQL (as a replica or a staff answer would), the write lock on SQLite."""
     if database_url.startswith("sqlite"):
+        # Waits for the bot's own short write transactions (its checks run every 0.2 s).
         connection = sqlite3.connect(database_url.removeprefix("sqlite:///"),
-                                     isolation_level=None)
+                                     isolation_level=None, timeout=30)
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield

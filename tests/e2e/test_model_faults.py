@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.toolkit import texts
 from sandbox.model_server import Delay, Empty, Error, Forever, Reply, ToolCalls
-from storage.models import Conversation, WorkItem, utcnow
+from storage.models import Conversation, Message, WorkItem, utcnow
 from tests.conftest import CUSTOMER, CUSTOMERS, STAFF, SUPPORT, bot_posts
 from tests.e2e.helpers import all_rows, requests
 
@@ -163,6 +165,11 @@ async def test_the_step_count_survives_a_restart(start, slack, model):
     assert len(model.requests) == 3  # two before the restart, one after
     assert staff["text"] == gave_up_staff(texts.model_step_limit(3))
     assert customer_posts(slack, ts) == [GAVE_UP_NOTE]
+    # The step the crash cut short is kept as failed (it counts), none is left pending.
+    async with second.services.sessions() as session:
+        steps = (await session.execute(select(Message.status).where(
+            Message.role == "assistant"))).scalars().all()
+    assert sorted(steps) == ["failed", "success", "success"], steps
 
 
 # unreadable tool arguments ---------------------------------------------------------------

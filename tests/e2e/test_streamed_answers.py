@@ -84,6 +84,37 @@ async def test_a_streamed_answer_arrives_whole_once_with_few_calls(start, slack,
                                                                           "streaming")]
 
 
+async def test_in_a_burst_answers_are_posted_whole_while_others_wait(start, slack, model):
+    """Streaming is shed while conversations wait for a worker: the answer is called for
+    unstreamed and posted whole; once nobody waits, answers stream again."""
+    bot = await start(slack=STREAMING, workers={"concurrency": 1})
+    model.script(Delay(1.5, Reply(ANSWER)), Reply(ANSWER), Reply(ANSWER))
+    first = await slack.user_posts(CUSTOMERS, CUSTOMER, "How do I enable it?")
+    await model.wait_for_request()
+    # Two more customers while the only worker slot is busy: both wait for it.
+    second = await slack.user_posts(CUSTOMERS, CUSTOMER, "And how do I turn it off?")
+    third = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is the setting?")
+    await wait_until(lambda: _waiting(bot), lambda waiting: waiting >= 2)
+    for ts in (first, second, third):
+        await finished_answer(slack, ts)
+    await bot.services.idle()
+
+    # The first call streamed (nobody waited), the second did not (the third waited behind
+    # it), the third streamed again (nobody left waiting).
+    assert [bool(r.get("stream")) for r in model.requests] == [True, False, True]
+    assert [c.params["thread_ts"] for c in slack.calls_to("chat.startStream")] == [first, third]
+    assert [c.params["thread_ts"] for c in slack.calls_to("chat.postMessage")
+            if c.params.get("channel") == CUSTOMERS] == [second]
+    # Each customer has the whole answer, once, with its feedback buttons.
+    for ts in (first, second, third):
+        [post] = bot_posts(slack, CUSTOMERS, ts)
+        assert post["text"] == ANSWER and feedback_element(post) is not None
+
+
+async def _waiting(bot) -> int:
+    return bot.services.worker.waiting
+
+
 async def test_a_short_answer_is_posted_whole_without_a_stream(start, slack, model):
     bot = await start(slack=STREAMING)
     model.script(Reply("Yes, it is on by default."))

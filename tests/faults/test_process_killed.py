@@ -107,8 +107,8 @@ async def test_a_killed_bot_resumes_every_answer_within_seconds(bot_process, sla
     assert counts == [1] * 10, counts
     # The killed process's leases lapse in seconds (15 s at most), not minutes.
     assert recovered_in < 45, recovered_in
-    # The model calls the kill cut short were marked failed when their turns were taken up
-    # again (a step reads the rows under the conversation's lock and fails what is pending).
+    # No model call is left pending: a call the kill cut short was marked failed when its
+    # turn was taken up again (the worker processes may also finish theirs as they stop).
     engine = create_engine(database_url)
     try:
         async with create_session_factory(engine)() as session:
@@ -117,7 +117,7 @@ async def test_a_killed_bot_resumes_every_answer_within_seconds(bot_process, sla
     finally:
         await engine.dispose()
     assert statuses.count("success") == 10, statuses
-    assert "pending" not in statuses and "failed" in statuses, statuses
+    assert "pending" not in statuses, statuses
 
 
 async def test_a_bot_killed_after_slack_accepted_its_post_does_not_post_it_twice(
