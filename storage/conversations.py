@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -19,6 +19,7 @@ from storage.models import (
     utcnow,
 )
 from storage.upserts import insert_new
+from storage.work_items import is_due
 
 THREAD = ("team_id", "channel_id", "thread_ts")  # a customer thread's conversation is unique
 
@@ -37,6 +38,8 @@ _RELEASE = (
            Conversation.lease_owner == bindparam("owner"))
     .values(lease_owner=None, lease_until=None)
     .execution_options(synchronize_session=False))
+_RELEASE_IF_IDLE = _RELEASE.where(~exists().where(
+    WorkItem.conversation_id == Conversation.id, is_due(bindparam("now"))))
 _LOCK = (
     update(Conversation).where(Conversation.id == bindparam("conversation"))
     .values(updated_at=bindparam("now")).execution_options(synchronize_session=False))
@@ -146,6 +149,14 @@ async def release_conversation(session: AsyncSession, *, conversation_id: int, o
     await session.execute(_RELEASE, {"conversation": conversation_id, "owner": owner})
 
 
+async def release_if_idle(session: AsyncSession, *, conversation_id: int, owner: str) -> bool:
+    """Give the lease back unless due work waits, in one statement; True when given back
+    (False: work is due, or the lease is not `owner`'s)."""
+    result = await session.execute(_RELEASE_IF_IDLE, {"conversation": conversation_id,
+                                                      "owner": owner, "now": utcnow()})
+    return result.rowcount == 1
+
+
 async def conversations_with_open_work(session: AsyncSession, *, limit: int = 50) -> list[int]:
     """Conversations that have due work and no live lease (the sweep's view)."""
     now = utcnow()
@@ -153,8 +164,7 @@ async def conversations_with_open_work(session: AsyncSession, *, limit: int = 50
         select(WorkItem.conversation_id)
         .join(Conversation, Conversation.id == WorkItem.conversation_id)
         .where(
-            WorkItem.status == "open",
-            or_(WorkItem.not_before.is_(None), WorkItem.not_before <= now),
+            is_due(now),
             or_(Conversation.lease_until.is_(None), Conversation.lease_until < now),
         )
         .group_by(WorkItem.conversation_id)

@@ -45,21 +45,26 @@ async def any_claimable(session: AsyncSession) -> bool:
         select(InboundEvent.id).where(_claimable(utcnow())).limit(1))).first() is not None
 
 
+# Built once (see storage/conversations.py): pick the oldest free deliveries and hold them, in
+# one statement.
+_CLAIM = (
+    update(InboundEvent)
+    .where(InboundEvent.id.in_(
+        select(InboundEvent.id).where(_claimable(bindparam("now")))
+        .order_by(InboundEvent.id).limit(bindparam("limit"))
+        .with_for_update(skip_locked=True).scalar_subquery()))
+    .values(claimed_until=bindparam("until"), attempts=InboundEvent.attempts + 1)
+    .returning(InboundEvent.id, InboundEvent.body, InboundEvent.attempts)
+    .execution_options(synchronize_session=False))
+
+
 async def claim(session: AsyncSession, *, limit: int, hold_for: timedelta,
                 now: datetime | None = None) -> list[StoredDelivery]:
     """Up to `limit` deliveries nobody holds, oldest first, held by the caller for `hold_for`
     (another process skips them meanwhile; PostgreSQL skips rows another claim has locked)."""
     now = now or utcnow()
-    ids = list((await session.execute(
-        select(InboundEvent.id).where(_claimable(now)).order_by(InboundEvent.id).limit(limit)
-        .with_for_update(skip_locked=True))).scalars())
-    if not ids:
-        return []
-    rows = (await session.execute(
-        update(InboundEvent).where(InboundEvent.id.in_(ids))
-        .values(claimed_until=now + hold_for, attempts=InboundEvent.attempts + 1)
-        .returning(InboundEvent.id, InboundEvent.body, InboundEvent.attempts)
-        .execution_options(synchronize_session=False))).all()
+    rows = (await session.execute(_CLAIM, {"now": now, "limit": limit,
+                                           "until": now + hold_for})).all()
     return sorted((StoredDelivery(id=r.id, body=r.body, attempts=r.attempts) for r in rows),
                   key=lambda c: c.id)
 

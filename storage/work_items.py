@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WorkItem, utcnow
@@ -22,14 +22,19 @@ async def add_work(
     return item
 
 
+def is_due(now: Any) -> ColumnElement[bool]:
+    """An open item whose time has come: what a worker takes next (`now`: a value or a bind
+    parameter)."""
+    return and_(WorkItem.status == "open",
+                or_(WorkItem.not_before.is_(None), WorkItem.not_before <= now))
+
+
 # Built once (see storage/conversations.py).
 _TAKE_NEXT = (
     update(WorkItem)
     .where(WorkItem.id == (
         select(WorkItem.id)
-        .where(WorkItem.conversation_id == bindparam("conversation"),
-               WorkItem.status == "open",
-               or_(WorkItem.not_before.is_(None), WorkItem.not_before <= bindparam("now")))
+        .where(WorkItem.conversation_id == bindparam("conversation"), is_due(bindparam("now")))
         .order_by(WorkItem.id)
         .limit(1)
         .scalar_subquery()))

@@ -180,7 +180,7 @@ class Worker:
         async with self._sessions() as session:
             await self._outbox.send_pending_in(session, conversation_id)
             await work_items.set_outcome(session, done.id, outcome)
-            item = await self._take_or_release(session, conversation_id)
+            item = await self._release_or_take(session, conversation_id)
             await session.commit()
         return item
 
@@ -191,6 +191,15 @@ class Worker:
             await conversations.release_conversation(
                 session, conversation_id=conversation_id, owner=self._owner)
         return item
+
+    async def _release_or_take(self, session: AsyncSession, conversation_id: int
+                               ) -> WorkItem | None:
+        """`_take_or_release` in the order that costs one statement when, as usual after an
+        item, nothing more is due."""
+        if await conversations.release_if_idle(session, conversation_id=conversation_id,
+                                               owner=self._owner):
+            return None
+        return await work_items.take_next(session, conversation_id)
 
     async def _drain(self, conversation_id: int) -> None:
         log_context.conversation_id.set(conversation_id)  # this task's log lines name the case
