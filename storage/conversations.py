@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from storage.human_requests import pending_in
 from storage.models import (
     AssignmentChange,
     CaseCounter,
@@ -43,7 +44,10 @@ _RELEASE_IF_IDLE = _RELEASE.where(~exists().where(
 _LOCK = (
     update(Conversation).where(Conversation.id == bindparam("conversation"))
     .values(updated_at=bindparam("now")).execution_options(synchronize_session=False))
-_LOCK_AND_GET = _LOCK.returning(Conversation)
+# The pending-question test compares with the bound id, not the column: SQLite renders
+# RETURNING columns unqualified, so `conversations.id` would read as the subquery's own id.
+_LOCK_FOR_STEP = _LOCK.returning(
+    Conversation, exists().where(pending_in(bindparam("conversation"))))
 
 
 async def get_or_create_conversation(
@@ -274,10 +278,13 @@ async def lock_conversation(session: AsyncSession, conversation_id: int) -> None
     await session.execute(_LOCK, {"conversation": conversation_id, "now": utcnow()})
 
 
-async def lock_and_get(session: AsyncSession, conversation_id: int) -> Conversation | None:
-    """The conversation, read by taking its lock as `lock_conversation` does: one statement."""
-    return (await session.scalars(
-        _LOCK_AND_GET, {"conversation": conversation_id, "now": utcnow()})).first()
+async def lock_for_step(session: AsyncSession, conversation_id: int
+                        ) -> tuple[Conversation, bool] | None:
+    """The conversation, read by taking its lock as `lock_conversation` does, and whether a
+    question to staff is pending: one statement."""
+    row = (await session.execute(
+        _LOCK_FOR_STEP, {"conversation": conversation_id, "now": utcnow()})).first()
+    return None if row is None else (row[0], bool(row[1]))
 
 
 async def number_case(session: AsyncSession, conversation: Conversation) -> int:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import HumanRequest, utcnow
 
+
+def pending_in(conversation_id: Any) -> ColumnElement[bool]:
+    """A question of the conversation still waiting for staff (`conversation_id`: a value, a
+    bind parameter or a column)."""
+    return and_(HumanRequest.conversation_id == conversation_id,
+                HumanRequest.status == "pending")
+
+
 # Built once (see storage/conversations.py).
 _PENDING = (
     select(HumanRequest)
-    .where(HumanRequest.conversation_id == bindparam("conversation"),
-           HumanRequest.status == "pending")
+    .where(pending_in(bindparam("conversation")))
     .order_by(HumanRequest.id))
 
 

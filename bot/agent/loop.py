@@ -131,15 +131,22 @@ class Agent:
         """Answer the conversation, or only up to one customer message: two quick messages
         get two answers, in order, the second seeing the first."""
         # Without a router, the read and the step's pending row are one transaction, which
-        # locks the conversation first (its read is the lock's RETURNING); the rows read under
-        # the lock give the history, the turn's bounds and the new step's position.
+        # locks the conversation first (its read, and whether staff owe an answer, are the
+        # lock's RETURNING); the rows read under the lock give the history, the turn's bounds
+        # and the new step's position.
         one_transaction = self._router is None
         async with self._sessions() as session:
-            conversation = await (conversations.lock_and_get if one_transaction
-                                  else conversations.get_conversation)(session, conversation_id)
-            if conversation is None:
-                return
-            pending = await human_requests.pending_requests(session, conversation_id)
+            if one_transaction:
+                locked = await conversations.lock_for_step(session, conversation_id)
+                if locked is None:
+                    return
+                conversation, questions_pending = locked
+            else:
+                conversation = await conversations.get_conversation(session, conversation_id)
+                if conversation is None:
+                    return
+                questions_pending = bool(
+                    await human_requests.pending_requests(session, conversation_id))
             rows = await messages.conversation_rows(session, conversation_id)
             history = messages.successful(rows)
             turn_order = None
@@ -148,7 +155,7 @@ class Agent:
                 if upto is not None:
                     turn_order = upto.order
                     history = [m for m in history if m.order <= upto.order]
-            if not model_continues(conversation, questions_pending=bool(pending),
+            if not model_continues(conversation, questions_pending=questions_pending,
                                    history=history):
                 return
             pending_row = (await self._begin_call(session, conversation_id, turn_order,

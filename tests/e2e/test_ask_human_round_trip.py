@@ -116,3 +116,14 @@ async def test_customer_writing_while_a_question_is_pending(bot, slack, model):
     roles = [m["role"] for m in model.requests[-1]["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "user"]
     assert model.requests[-1]["messages"][-1]["content"] == "Also: will it go to the same card?"
+
+
+async def test_a_question_pending_in_one_case_never_holds_another(bot, slack, model):
+    model.script(ToolCalls([("askHuman", {"question": QUESTION})]))
+    await ask_and_wait(slack, model)
+    await bot.services.idle()
+
+    model.script(Reply("Yes, we ship to Mars."))
+    other = await slack.user_posts(CUSTOMERS, CUSTOMER, "Do you ship to Mars?")
+    answer = await slack.wait_for_message(CUSTOMERS, thread_ts=other)
+    assert answer["text"] == "Yes, we ship to Mars."

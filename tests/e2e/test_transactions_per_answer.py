@@ -55,9 +55,9 @@ async def test_an_answer_takes_eight_commits(start, slack, model):
     assert len(commits) >= 4  # the count is real: intake, claim, result, post
 
 
-# delivery stored 1 · claimed 1 · intake 5 · lease + item 2 · step read + pending row 4 ·
+# delivery stored 1 · claimed 1 · intake 5 · lease + item 2 · step read + pending row 3 ·
 # result + posts 5 · post claim 2 · post result 2 + item outcome 1 + lease released (nothing due) 1
-STATEMENTS_PER_ANSWER = 24
+STATEMENTS_PER_ANSWER = 23
 
 
 class CommittedStatements:
@@ -82,7 +82,7 @@ class CommittedStatements:
         self._open.pop(id(conn), None)
 
 
-async def test_an_answer_takes_twenty_four_statements(start, slack, model):
+async def test_an_answer_takes_twenty_three_statements(start, slack, model):
     bot = await warm_bot(start, slack, model)
     counted = CommittedStatements(bot.services.engine)
     await answer_one_question(bot, slack)
