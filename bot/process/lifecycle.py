@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.agent.model import warm_up
 from bot.config import AppConfig, ConfigError
 from bot.listeners.app import build_app
+from bot.process.heap import freeze_start_up_heap
 from bot.process.http_server import build_ops_app, build_web_app, start_site
 from bot.process.ops import MetricsExporter, Readiness
 from bot.process.scheduler import FollowUpScheduler
@@ -170,6 +171,7 @@ async def run_forever(config: AppConfig, config_path: str | None = None) -> None
     except BaseException:
         shared_metrics.close()
         raise
+    freeze_start_up_heap()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from bot.agent.model import warm_up
 from bot.config import AppConfig
 from bot.listeners.app import build_app
+from bot.process.heap import freeze_start_up_heap
 from bot.process.scheduler import FollowUpScheduler
 from bot.process.wiring import build_services
 from bot.toolkit import metrics
@@ -148,6 +149,7 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
     if index == 0:
         scheduler = FollowUpScheduler(services.followups, services.engine, config.timers)
         scheduler.start()
+    freeze_start_up_heap()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
