@@ -101,10 +101,9 @@ class LiveStream:
             user, team = self._recipient
             if user and team:
                 args.update(recipient_user_id=user, recipient_team_id=team)
-            row = await outbox_posts.add_post(
+            row_id = await outbox_posts.add_post(
                 session, key=self._key, method="chat.startStream", args=args,
                 conversation_id=self._conversation_id, status="streaming")
-            row_id = row.id
             await session.commit()
         try:
             response = await streams.slack.client.chat_startStream(**args, markdown_text=text)

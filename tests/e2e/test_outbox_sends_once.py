@@ -23,10 +23,10 @@ async def test_a_resend_after_a_crash_does_not_post_twice(bot, slack, model):
         metadata={"event_type": "support_bot_post",
                   "event_payload": {"outbox_key": "crash-test"}})
     async with bot.services.sessions() as session:
-        row = await outbox_posts.add_post(session, key="crash-test", method="chat.postMessage",
-                                  conversation_id=1,
-                                  args={"channel": CUSTOMERS, "thread_ts": ts,
-                                        "text": "posted before the crash"})
+        post_id = await outbox_posts.add_post(
+            session, key="crash-test", method="chat.postMessage", conversation_id=1,
+            args={"channel": CUSTOMERS, "thread_ts": ts, "text": "posted before the crash"})
+        row = await outbox_posts.get_post(session, post_id)
         row.attempts, row.maybe_sent = 1, True  # what the claim before the call leaves
         await session.commit()
 
