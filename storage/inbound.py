@@ -35,8 +35,8 @@ async def record_all(connection: AsyncConnection, deliveries: list[tuple[str, st
 
 
 def _claimable(now: datetime) -> Any:
-    return and_(InboundEvent.failed_at.is_(None),
-                or_(InboundEvent.claimed_until.is_(None), InboundEvent.claimed_until < now))
+    return and_(_TABLE.c.failed_at.is_(None),
+                or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until < now))
 
 
 async def any_claimable(session: AsyncSession) -> bool:
@@ -47,15 +47,14 @@ async def any_claimable(session: AsyncSession) -> bool:
 
 # Built once (see storage/conversations.py): pick the oldest free deliveries and hold them, in
 # one statement.
-_CLAIM = (
-    update(InboundEvent)
-    .where(InboundEvent.id.in_(
-        select(InboundEvent.id).where(_claimable(bindparam("now")))
-        .order_by(InboundEvent.id).limit(bindparam("limit"))
+_CLAIM = (  # on the table: it returns no objects (see storage/conversations.py)
+    update(_TABLE)
+    .where(_TABLE.c.id.in_(
+        select(_TABLE.c.id).where(_claimable(bindparam("now")))
+        .order_by(_TABLE.c.id).limit(bindparam("limit"))
         .with_for_update(skip_locked=True).scalar_subquery()))
-    .values(claimed_until=bindparam("until"), attempts=InboundEvent.attempts + 1)
-    .returning(InboundEvent.id, InboundEvent.body, InboundEvent.attempts)
-    .execution_options(synchronize_session=False))
+    .values(claimed_until=bindparam("until"), attempts=_TABLE.c.attempts + 1)
+    .returning(_TABLE.c.id, _TABLE.c.body, _TABLE.c.attempts))
 
 
 async def claim(session: AsyncSession, *, limit: int, hold_for: timedelta,
@@ -76,8 +75,8 @@ async def forget(session: AsyncSession, ids: list[int]) -> None:
                               .execution_options(synchronize_session=False))
 
 
-_FORGET_ONE = (delete(InboundEvent).where(InboundEvent.id == bindparam("delivery_id"))
-               .execution_options(synchronize_session=False))  # built once: every message's
+# Built once: every message's.
+_FORGET_ONE = delete(_TABLE).where(_TABLE.c.id == bindparam("delivery_id"))
 
 
 async def forget_with(session: AsyncSession, delivery: StoredDelivery | None) -> None:

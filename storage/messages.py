@@ -28,16 +28,17 @@ _WITH_CONVERSATION = (
     select(Message, Conversation)
     .join(Conversation, Conversation.id == Message.conversation_id)
     .where(Message.id == bindparam("message_id")))
+# On the table: they return no objects (see storage/conversations.py).
+_TABLE = Message.__table__
 _FAIL_PENDING = (
-    update(Message)
-    .where(Message.conversation_id == bindparam("conversation"), Message.status == "pending")
-    .values(status="failed")
-    .execution_options(synchronize_session=False))
+    update(_TABLE)
+    .where(_TABLE.c.conversation_id == bindparam("conversation"),
+           _TABLE.c.status == "pending")
+    .values(status="failed"))
 _FIRST_TS = (
-    update(Message)
-    .where(Message.id == bindparam("message_id"), Message.slack_ts.is_(None))
-    .values(slack_ts=bindparam("ts")).returning(Message.meta)
-    .execution_options(synchronize_session=False))
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("message_id"), _TABLE.c.slack_ts.is_(None))
+    .values(slack_ts=bindparam("ts")).returning(_TABLE.c.metadata))
 
 
 async def _last_position(session: AsyncSession, conversation_id: int) -> tuple[int, int]:

@@ -21,16 +21,17 @@ _PENDING_OUTSIDE = (
     select(OutboxPost)
     .where(OutboxPost.status == "pending", OutboxPost.conversation_id.is_(None))
     .order_by(OutboxPost.id))
+# On the table: they return no objects (see storage/conversations.py).
+_TABLE = OutboxPost.__table__
 _CLAIM = (
-    update(OutboxPost)
-    .where(OutboxPost.id == bindparam("post_id"), OutboxPost.status == "pending",
-           or_(OutboxPost.next_attempt_at.is_(None),
-               OutboxPost.next_attempt_at <= bindparam("now")))
-    .values(attempts=OutboxPost.attempts + 1, next_attempt_at=bindparam("until"),
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("post_id"), _TABLE.c.status == "pending",
+           or_(_TABLE.c.next_attempt_at.is_(None),
+               _TABLE.c.next_attempt_at <= bindparam("now")))
+    .values(attempts=_TABLE.c.attempts + 1, next_attempt_at=bindparam("until"),
             maybe_sent=True)
-    .returning(OutboxPost.attempts)
-    .execution_options(synchronize_session=False))
-_ADD = insert(OutboxPost.__table__).returning(OutboxPost.__table__.c.id)
+    .returning(_TABLE.c.attempts))
+_ADD = insert(_TABLE).returning(_TABLE.c.id)
 _OPEN_STREAMS = (
     select(OutboxPost)
     .where(OutboxPost.status == "streaming",

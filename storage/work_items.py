@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WorkItem, utcnow
 
+WORK_ITEMS = WorkItem.__table__
+
 
 async def add_work(
     session: AsyncSession, *, conversation_id: int, kind: str,
@@ -25,8 +27,8 @@ async def add_work(
 def is_due(now: Any) -> ColumnElement[bool]:
     """An open item whose time has come: what a worker takes next (`now`: a value or a bind
     parameter)."""
-    return and_(WorkItem.status == "open",
-                or_(WorkItem.not_before.is_(None), WorkItem.not_before <= now))
+    return and_(WORK_ITEMS.c.status == "open",
+                or_(WORK_ITEMS.c.not_before.is_(None), WORK_ITEMS.c.not_before <= now))
 
 
 # Built once (see storage/conversations.py).
@@ -40,11 +42,10 @@ _TAKE_NEXT = (
         .scalar_subquery()))
     .values(attempts=WorkItem.attempts + 1).returning(WorkItem)
     .execution_options(synchronize_session=False))
-_OUTCOME = (
-    update(WorkItem).where(WorkItem.id == bindparam("item_id"))
+_OUTCOME = (  # on the table: it returns nothing (see storage/conversations.py)
+    update(WORK_ITEMS).where(WORK_ITEMS.c.id == bindparam("item_id"))
     .values(status=bindparam("new_status"), error=bindparam("new_error"),
-            attempts=bindparam("new_attempts"))
-    .execution_options(synchronize_session=False))
+            attempts=bindparam("new_attempts")))
 _OUTCOME_AND_WAIT = _OUTCOME.values(not_before=bindparam("wait_until"))
 
 
