@@ -40,7 +40,7 @@ _RELEASE = (
     .where(_TABLE.c.id == bindparam("conversation"), _TABLE.c.lease_owner == bindparam("owner"))
     .values(lease_owner=None, lease_until=None))
 _RELEASE_IF_IDLE = _RELEASE.where(~exists().where(
-    WORK_ITEMS.c.conversation_id == _TABLE.c.id, is_due(bindparam("now"))))
+    WORK_ITEMS.c.conversation_id == _TABLE.c.id, is_due(bindparam("now"), WORK_ITEMS.c)))
 _LOCK = (update(_TABLE).where(_TABLE.c.id == bindparam("conversation"))
          .values(updated_at=bindparam("now")))
 # The pending-question test compares with the bound id, not the column: SQLite renders

@@ -24,20 +24,23 @@ async def add_work(
     return item
 
 
-def is_due(now: Any) -> ColumnElement[bool]:
+def is_due(now: Any, items: Any = WorkItem) -> ColumnElement[bool]:
     """An open item whose time has come: what a worker takes next (`now`: a value or a bind
-    parameter)."""
-    return and_(WORK_ITEMS.c.status == "open",
-                or_(WORK_ITEMS.c.not_before.is_(None), WORK_ITEMS.c.not_before <= now))
+    parameter; `items`: the mapped class, or `WORK_ITEMS.c` in Core statements and subqueries)."""
+    return and_(items.status == "open",
+                or_(items.not_before.is_(None), items.not_before <= now))
 
 
-# Built once (see storage/conversations.py).
+# Built once (see storage/conversations.py). The subquery is Core: an ORM one inside an ORM
+# statement gets ORM compile options on its first execution, which changes the statement's
+# cache key once, so it is compiled twice per process (tests/e2e/test_statement_cache.py).
 _TAKE_NEXT = (
     update(WorkItem)
     .where(WorkItem.id == (
-        select(WorkItem.id)
-        .where(WorkItem.conversation_id == bindparam("conversation"), is_due(bindparam("now")))
-        .order_by(WorkItem.id)
+        select(WORK_ITEMS.c.id)
+        .where(WORK_ITEMS.c.conversation_id == bindparam("conversation"),
+               is_due(bindparam("now"), WORK_ITEMS.c))
+        .order_by(WORK_ITEMS.c.id)
         .limit(1)
         .scalar_subquery()))
     .values(attempts=WorkItem.attempts + 1).returning(WorkItem)
