@@ -4,6 +4,7 @@ says whether the bot should get traffic (database, migrations, Slack) and why no
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import aiohttp
@@ -155,11 +156,17 @@ async def test_readyz_is_503_while_the_database_is_down(start, database_url):
         engine = create_engine(f"sqlite:///{url.database}.missing/bot.db")
         runner, port = await start_site(build_ops_app(engine, readiness=Readiness(engine)),
                                         host="127.0.0.1", port=0)
+        threads_before = set(threading.enumerate())
         try:
             status, _, body = await get(port, "/readyz")
         finally:
             await runner.cleanup()
             await engine.dispose()
+            # aiosqlite stops the thread of a connection that failed to open without waiting
+            # for it; the thread reports to this test's loop, which must still be running.
+            for thread in set(threading.enumerate()) - threads_before:
+                if "_connection_worker_thread" in thread.name:
+                    await asyncio.to_thread(thread.join, 10)
         assert status == 503, body
         assert '"database"' in body and "unreachable" in body and '"migrations"' in body
         return
