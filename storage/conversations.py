@@ -40,11 +40,13 @@ _RELEASE = (
     .where(_TABLE.c.id == bindparam("conversation"), _TABLE.c.lease_owner == bindparam("owner"))
     .values(lease_owner=None, lease_until=None))
 _RELEASE_IF_IDLE = _RELEASE.where(~exists().where(
-    WORK_ITEMS.c.conversation_id == _TABLE.c.id, is_due(bindparam("now"), WORK_ITEMS.c)))
+    WORK_ITEMS.c.conversation_id == _TABLE.c.id, is_due(bindparam("now"))))
 _LOCK = (update(_TABLE).where(_TABLE.c.id == bindparam("conversation"))
          .values(updated_at=bindparam("now")))
 # The pending-question test compares with the bound id, not the column: SQLite renders
 # RETURNING columns unqualified, so `conversations.id` would read as the subquery's own id.
+# It returns the mapped object, so it is the ORM form of `_LOCK` (a Core statement returns
+# the row's columns instead).
 _LOCK_FOR_STEP = (
     update(Conversation).where(Conversation.id == bindparam("conversation"))
     .values(updated_at=bindparam("now")).execution_options(synchronize_session=False)

@@ -44,11 +44,11 @@ async def add_post(
     conversation_id: int | None = None, on_sent: dict[str, Any] | None = None,
     status: str = "pending",
 ) -> int:
-    """Queue a post; its id. One INSERT, not the ORM's unit of work (~155 µs of CPU less a
-    post, measured on PostgreSQL)."""
+    """Queue a post; its id. One INSERT (the model's defaults fill the rest), not the ORM's
+    unit of work (~155 µs of CPU less a post, measured on PostgreSQL)."""
     return (await session.execute(_ADD, dict(
         key=key, method=method, args=args, conversation_id=conversation_id, on_sent=on_sent,
-        status=status, attempts=0, maybe_sent=False, created_at=utcnow()))).scalar_one()
+        status=status))).scalar_one()
 
 
 async def add_post_once(

@@ -24,11 +24,11 @@ async def add_work(
     return item
 
 
-def is_due(now: Any, items: Any = WorkItem) -> ColumnElement[bool]:
+def is_due(now: Any) -> ColumnElement[bool]:
     """An open item whose time has come: what a worker takes next (`now`: a value or a bind
-    parameter; `items`: the mapped class, or `WORK_ITEMS.c` in Core statements and subqueries)."""
-    return and_(items.status == "open",
-                or_(items.not_before.is_(None), items.not_before <= now))
+    parameter). On the table's columns, so Core statements may use it as well as ORM ones."""
+    return and_(WORK_ITEMS.c.status == "open",
+                or_(WORK_ITEMS.c.not_before.is_(None), WORK_ITEMS.c.not_before <= now))
 
 
 # Built once (see storage/conversations.py). The subquery is Core: an ORM one inside an ORM
@@ -39,7 +39,7 @@ _TAKE_NEXT = (
     .where(WorkItem.id == (
         select(WORK_ITEMS.c.id)
         .where(WORK_ITEMS.c.conversation_id == bindparam("conversation"),
-               is_due(bindparam("now"), WORK_ITEMS.c))
+               is_due(bindparam("now")))
         .order_by(WORK_ITEMS.c.id)
         .limit(1)
         .scalar_subquery()))
