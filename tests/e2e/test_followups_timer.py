@@ -96,10 +96,13 @@ async def writes_blocked(database_url: str) -> AsyncIterator[None]:
     """Another transaction holds the lock the reminder's claim needs: the human request rows on
     PostgreSQL (as a replica or a staff answer would), the write lock on SQLite."""
     if database_url.startswith("sqlite"):
-        # Waits for the bot's own short write transactions (its checks run every 0.2 s).
+        # Waits for the bot's own short write transactions (its checks run every 0.2 s), in
+        # another thread: sqlite3's busy handler sleeps in the thread that asks, and a bot
+        # transaction holding the lock needs this event loop to finish (waiting on the loop
+        # deadlocked the two for the whole 30 s timeout, in one CI run in four).
         connection = sqlite3.connect(database_url.removeprefix("sqlite:///"),
-                                     isolation_level=None, timeout=30)
-        connection.execute("BEGIN IMMEDIATE")
+                                     isolation_level=None, timeout=30, check_same_thread=False)
+        await asyncio.to_thread(connection.execute, "BEGIN IMMEDIATE")
         try:
             yield
         finally:

@@ -207,8 +207,10 @@ class WriteLockHeld:
     async def __aenter__(self) -> WriteLockHeld:
         if self._url.startswith("sqlite"):
             import sqlite3
-            connection = sqlite3.connect(self._url.split("///", 1)[1], isolation_level=None)
-            connection.execute("BEGIN IMMEDIATE")
+            # Asked in another thread: a bot transaction holding the lock needs this loop.
+            connection = sqlite3.connect(self._url.split("///", 1)[1], isolation_level=None,
+                                         check_same_thread=False)
+            await asyncio.to_thread(connection.execute, "BEGIN IMMEDIATE")
 
             async def release_sqlite() -> None:
                 connection.execute("COMMIT")
