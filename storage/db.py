@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_driver import one_hop_dbapi
+
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 SQLITE_BUSY_MS = 10_000  # how long a SQLite write waits for the file's write lock
 # How often a burst writer asks SQLite for the write lock again (see `burst_writer`).
@@ -66,14 +68,15 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
     SQLite: one connection per process (one writer: transactions queue in the process, in order,
     instead of racing for the file lock and sleep-polling in the busy handler), each transaction
-    BEGIN IMMEDIATE. PostgreSQL: no pre-ping on every checkout (three round trips each); a
-    connection that died is noticed by its next statement, which fails as "unavailable" and is
-    retried like any outage (the worker's sweep, Slack's redelivery), and connections are
-    recycled after an hour.
+    BEGIN IMMEDIATE, each statement one hop to the connection's thread (`storage.sqlite_driver`).
+    PostgreSQL: no pre-ping on every checkout (three round trips each); a connection that died
+    is noticed by its next statement, which fails as "unavailable" and is retried like any
+    outage (the worker's sweep, Slack's redelivery), and connections are recycled after an hour.
     """
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
-        engine = create_async_engine(target, connect_args={"timeout": 30}, pool_size=1,
+        engine = create_async_engine(target, module=one_hop_dbapi(),
+                                     connect_args={"timeout": 30}, pool_size=1,
                                      max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -91,7 +94,8 @@ def burst_writer(engine: AsyncEngine) -> AsyncEngine:
     lock every half millisecond instead. A SQLite writer is the caller's to dispose of."""
     if engine.dialect.name != "sqlite":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
-    writer = create_async_engine(engine.url, connect_args={"timeout": 0}, pool_size=1,
+    writer = create_async_engine(engine.url, module=one_hop_dbapi(),
+                                 connect_args={"timeout": 0}, pool_size=1,
                                  max_overflow=0, pool_timeout=60)
     event.listen(writer.sync_engine, "connect", partial(_sqlite_connect, busy_ms=0))
     event.listen(writer.sync_engine, "begin", _sqlite_begin)

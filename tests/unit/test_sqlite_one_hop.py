@@ -1,0 +1,130 @@
+"""SQLite statements take one hop to the connection's thread (`storage.sqlite_driver`), and
+behave as SQLAlchemy's own aiosqlite adapter: rows, row counts, new ids, errors, a lock held
+elsewhere. (SQLite only by nature: PostgreSQL has no connection thread.)"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.db import burst_writer, close_burst_writer, create_engine, is_unavailable
+from storage.sqlite_driver import OneHopDBAPI
+
+
+@pytest.fixture
+async def engine(tmp_path: Any) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'hops.db'}")
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE)"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every call aiosqlite runs on a connection's thread, by name."""
+    calls: list[str] = []
+    run_on_thread = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await run_on_thread(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def test_the_engine_runs_sqlite_through_the_one_hop_adapter(engine):
+    assert isinstance(engine.sync_engine.dialect.dbapi, OneHopDBAPI)
+    assert engine.url.drivername == "sqlite+aiosqlite"
+
+
+async def test_a_statement_is_one_hop(engine, hops):
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))  # BEGIN IMMEDIATE (one hop too), SELECT
+        hops.clear()
+        await connection.execute(text("SELECT body FROM notes"))
+        assert hops == ["_run_statement"]
+
+
+async def test_a_transaction_of_two_statements_is_five_hops(engine, hops):
+    async with engine.connect() as connection:  # the pool's connection, opened once
+        pass
+    hops.clear()
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
+        await connection.execute(text("SELECT body FROM notes"))
+    # BEGIN IMMEDIATE, the two statements, COMMIT, the pool's reset (SQLAlchemy's stock
+    # adapter: thirteen)
+    assert hops == ["_run_statement"] * 3 + ["commit", "rollback"]
+
+
+async def test_rows_counts_and_new_ids_are_read(engine):
+    async with engine.begin() as connection:
+        first = await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
+        second = await connection.execute(text("INSERT INTO notes (body) VALUES ('b')"))
+        assert (first.lastrowid, second.lastrowid) == (1, 2)
+        changed = await connection.execute(text("UPDATE notes SET body = body || '!'"))
+        assert changed.rowcount == 2
+        returned = await connection.execute(text(
+            "UPDATE notes SET body = 'c' WHERE id = :id RETURNING id, body"), {"id": 2})
+        assert returned.all() == [(2, "c")]
+        rows = await connection.execute(text("SELECT id, body FROM notes ORDER BY id"))
+        assert rows.all() == [(1, "a!"), (2, "c")]
+        empty = await connection.execute(text("SELECT id FROM notes WHERE id = 99"))
+        assert empty.first() is None
+
+
+async def test_a_constraint_error_is_sqlalchemys_and_the_transaction_is_rolled_back(engine):
+    with pytest.raises(exc.IntegrityError):
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
+            await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
+    async with engine.connect() as connection:
+        count = await connection.scalar(text("SELECT count(*) FROM notes"))
+    assert count == 0
+
+
+async def test_a_bad_statement_leaves_the_connection_usable(engine):
+    async with engine.connect() as connection:
+        with pytest.raises(exc.OperationalError):
+            await connection.execute(text("SELECT nothing FROM nowhere"))
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("SELECT 1")) == 1
+
+
+async def test_a_write_lock_held_elsewhere_is_unavailable_and_waited_for(engine, tmp_path):
+    writer = burst_writer(engine)
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0,
+                            check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(exc.OperationalError) as raised:
+            async with writer.begin() as connection:
+                await connection.execute(text("INSERT INTO notes (body) VALUES ('x')"))
+        assert is_unavailable(raised.value)
+    finally:
+        other.execute("ROLLBACK")
+    async with writer.begin() as connection:  # the lock is free: the same writer writes
+        await connection.execute(text("INSERT INTO notes (body) VALUES ('x')"))
+    await close_burst_writer(writer)
+    other.close()
+
+
+async def test_statements_from_many_tasks_all_land(engine):
+    async def add(index: int) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"),
+                                     {"b": f"note {index}"})
+
+    await asyncio.gather(*(add(i) for i in range(50)))
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("SELECT count(*) FROM notes")) == 50
