@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage.sqlite_driver import one_hop_dbapi
+from storage.sqlite_driver import begin_immediate, one_hop_dbapi
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 SQLITE_BUSY_MS = 10_000  # how long a SQLite write waits for the file's write lock
@@ -51,16 +51,8 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any, *,
 def _sqlite_connect(dbapi_connection: Any, record: Any, *, busy_ms: int = SQLITE_BUSY_MS
                     ) -> None:
     _enable_sqlite_pragmas(dbapi_connection, record, busy_ms=busy_ms)
-    # Transactions are begun by hand (below), as BEGIN IMMEDIATE.
+    # Transactions are begun by hand, as BEGIN IMMEDIATE (`sqlite_driver.begin_immediate`).
     dbapi_connection.isolation_level = None
-
-
-def _sqlite_begin(connection: Any) -> None:
-    # SQLite has one writer. BEGIN IMMEDIATE takes the write lock at the start, so a
-    # transaction that reads then writes never fails half-way with "database is locked" when
-    # another process (a worker process, a replica) wrote since it read; it waits in the busy
-    # handler instead, before doing any work.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -79,7 +71,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
                                      connect_args={"timeout": 30}, pool_size=1,
                                      max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "begin", begin_immediate)
         return engine
     return create_async_engine(target, pool_size=pool_size, max_overflow=pool_size,
                                pool_recycle=3600)
@@ -98,7 +90,7 @@ def burst_writer(engine: AsyncEngine) -> AsyncEngine:
                                  connect_args={"timeout": 0}, pool_size=1,
                                  max_overflow=0, pool_timeout=60)
     event.listen(writer.sync_engine, "connect", partial(_sqlite_connect, busy_ms=0))
-    event.listen(writer.sync_engine, "begin", _sqlite_begin)
+    event.listen(writer.sync_engine, "begin", begin_immediate)
     return writer
 
 

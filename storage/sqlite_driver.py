@@ -1,23 +1,31 @@
-"""SQLAlchemy's aiosqlite adapter with one thread hop per statement.
+"""SQLAlchemy's aiosqlite adapter with one thread hop per statement, and SQLite transactions
+begun with `BEGIN IMMEDIATE` in the hop of their first statement.
 
 aiosqlite runs each SQLite call on the connection's own thread, and every call is a hop: a
 queue put, a thread wake-up, the GIL handed over, and the event loop woken through its
 self-pipe to take the result. SQLAlchemy's adapter makes four calls a statement (open a
 cursor, execute, fetch, close), so a transaction of two statements was about a dozen hops,
 ~0.95 ms of CPU. Here a statement is one function run on that thread (execute, read the rows
-or the row count, close the cursor), one hop: the same transaction costs ~0.55 ms.
+or the row count, close the cursor), one hop.
+
+SQLite has one writer, and a transaction that reads then writes must hold the write lock from
+its start, or it fails half-way with "database is locked" when another process wrote since it
+read: every transaction begins with `BEGIN IMMEDIATE` (`begin_immediate`, SQLAlchemy's
+"begin" event). The BEGIN goes with the transaction's first statement, in its hop. If SQLite
+refuses the lock, that statement fails with the OperationalError the BEGIN raised.
 
 Everything else is SQLAlchemy's adapter unchanged: commit, rollback (the pool's reset of a
 connection given back stays a hop of its own, even after a commit: a statement cancelled before
-it ran, a BEGIN say, may still be queued on the thread, and the rollback must come after it),
-server-side cursors, isolation level, termination. `create_engine` passes the adapter as the
-engine's DBAPI `module`, so URLs stay `sqlite+aiosqlite://`.
+it ran may still be queued on the thread, and the rollback must come after it), isolation
+level, termination. `storage.db` passes the adapter as the engine's DBAPI `module`, so URLs
+stay `sqlite+aiosqlite://`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -26,14 +34,22 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.engine import Connection
+
+BEGIN = "BEGIN IMMEDIATE"
+
+Outcome = tuple[Any, list[Any] | None, int | None, int]
 
 
-def _run_statement(connection: sqlite3.Connection, operation: str,
-                   parameters: Any) -> tuple[Any, list[Any] | None, int | None, int]:
-    """On the connection's thread: the statement's description, rows, lastrowid, rowcount."""
+def _run_statement(connection: sqlite3.Connection, begin: bool,
+                   execute: Callable[[sqlite3.Cursor], object]) -> Outcome:
+    """On the connection's thread: begin if asked, run the statement, and return its
+    description, rows, lastrowid and rowcount."""
+    if begin:
+        connection.execute(BEGIN)
     cursor = connection.cursor()
     try:
-        cursor.execute(operation, parameters)
+        execute(cursor)
         description = cursor.description
         rows = cursor.fetchall() if description else None
         return description, rows, cursor.lastrowid, cursor.rowcount
@@ -45,16 +61,24 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ()
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
+        arguments = () if parameters is None else parameters
+        self._run(lambda cursor: cursor.execute(operation, arguments))
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        self._run(lambda cursor: cursor.executemany(operation, seq_of_parameters))
+
+    def _run(self, execute: Callable[[sqlite3.Cursor], object]) -> None:
         # aiosqlite has no public "run this on the connection's thread"; `_execute` is what
         # each of its own methods calls (SQLAlchemy's adapter reaches in likewise, for the
-        # isolation level). tests/ run every statement through here, on every SQLite test.
+        # isolation level). Every SQLite test runs every statement through here.
+        adapted: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection
+        begin = adapted.take_pending_begin()
         try:
-            description, rows, lastrowid, rowcount = self.await_(connection._execute(
-                _run_statement, connection._conn, operation,
-                () if parameters is None else parameters))
+            description, rows, lastrowid, rowcount = self.await_(
+                connection._execute(_run_statement, connection._conn, begin, execute))
         except ValueError as error:  # a closed connection: an OperationalError, as SQLAlchemy's
-            self._adapt_connection._handle_exception(error)
+            adapted._handle_exception(error)
         if description:
             self.description = description
             self.lastrowid = self.rowcount = -1
@@ -66,12 +90,34 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_begin_pending",)
+
+    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+        super().__init__(dbapi, connection)
+        self._begin_pending = False
+
+    def begin_with_next_statement(self) -> None:
+        self._begin_pending = True
+
+    def take_pending_begin(self) -> bool:
+        begin, self._begin_pending = self._begin_pending, False
+        return begin
 
     def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
-        if server_side:
+        if server_side:  # SQLAlchemy's own cursor, which knows nothing of the pending BEGIN
+            if self.take_pending_begin():
+                self.await_(self._connection.execute(BEGIN))
             return super().cursor(server_side=True)
         return OneHopCursor(self)
+
+    def commit(self) -> None:
+        if self.take_pending_begin():
+            return  # no statement since the BEGIN was asked for: nothing began, nothing to send
+        super().commit()
+
+    def rollback(self) -> None:
+        self._begin_pending = False
+        super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
@@ -85,3 +131,11 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
 def one_hop_dbapi() -> OneHopDBAPI:
     """The DBAPI module to give `create_async_engine(..., module=...)` for SQLite."""
     return OneHopDBAPI(aiosqlite, sqlite3)
+
+
+def begin_immediate(connection: Connection) -> None:
+    """SQLAlchemy's "begin" event of a SQLite engine on this adapter: the transaction begins
+    with `BEGIN IMMEDIATE`, sent with its first statement."""
+    adapted = connection.connection.dbapi_connection
+    assert isinstance(adapted, OneHopConnection), "a SQLite engine made by storage.db"
+    adapted.begin_with_next_statement()

@@ -49,22 +49,42 @@ async def test_the_engine_runs_sqlite_through_the_one_hop_adapter(engine):
 
 async def test_a_statement_is_one_hop(engine, hops):
     async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))  # BEGIN IMMEDIATE (one hop too), SELECT
+        await connection.execute(text("SELECT 1"))
         hops.clear()
         await connection.execute(text("SELECT body FROM notes"))
         assert hops == ["_run_statement"]
 
 
-async def test_a_transaction_of_two_statements_is_five_hops(engine, hops):
-    async with engine.connect() as connection:  # the pool's connection, opened once
+async def test_a_transaction_of_two_statements_is_four_hops(engine, hops):
+    async with engine.connect():  # the pool's connection, opened once
         pass
     hops.clear()
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
         await connection.execute(text("SELECT body FROM notes"))
-    # BEGIN IMMEDIATE, the two statements, COMMIT, the pool's reset (SQLAlchemy's stock
-    # adapter: thirteen)
-    assert hops == ["_run_statement"] * 3 + ["commit", "rollback"]
+    # the two statements (BEGIN IMMEDIATE with the first), COMMIT, the pool's reset
+    # (SQLAlchemy's stock adapter, with the BEGIN as a statement of its own: sixteen)
+    assert hops == ["_run_statement", "_run_statement", "commit", "rollback"]
+
+
+async def test_a_transaction_holds_the_write_lock_from_its_first_statement(engine, tmp_path):
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0)
+    async with engine.begin() as connection:
+        await connection.execute(text("SELECT body FROM notes"))  # a read, yet IMMEDIATE
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")  # committed: free again
+    other.execute("ROLLBACK")
+    other.close()
+
+
+async def test_a_transaction_without_statements_sends_nothing(engine, hops):
+    async with engine.connect():  # the pool's connection, opened once
+        pass
+    hops.clear()
+    async with engine.begin():
+        pass
+    assert hops == ["rollback"]  # the pool's reset only
 
 
 async def test_rows_counts_and_new_ids_are_read(engine):
