@@ -148,3 +148,15 @@ async def test_statements_from_many_tasks_all_land(engine):
     await asyncio.gather(*(add(i) for i in range(50)))
     async with engine.connect() as connection:
         assert await connection.scalar(text("SELECT count(*) FROM notes")) == 50
+
+
+async def test_a_streamed_read_begins_its_transaction_too(engine, tmp_path):
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO notes (body) VALUES ('a'), ('b')"))
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0)
+    async with engine.begin() as connection:
+        streamed = await connection.stream(text("SELECT body FROM notes ORDER BY id"))
+        assert [row.body async for row in streamed] == ["a", "b"]
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.close()
