@@ -160,3 +160,32 @@ async def test_a_streamed_read_begins_its_transaction_too(engine, tmp_path):
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
     other.close()
+
+
+async def test_a_statement_cancelled_while_it_waits_for_the_lock_commits_nothing(engine,
+                                                                                 tmp_path):
+    """A task cancelled mid-statement (a shutdown, a timeout) while its BEGIN IMMEDIATE and
+    INSERT still wait on the connection's thread: once they run, nothing of them is kept, the
+    file's lock is not left held, and the engine goes on working."""
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def insert(body: str) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": body})
+
+    cancelled = asyncio.create_task(insert("cancelled"))
+    await asyncio.sleep(0.2)  # its hop waits in SQLite's busy handler, on the thread
+    cancelled.cancel()
+    await asyncio.sleep(0.05)  # the task's clean-up waits behind its queued statement
+    other.execute("ROLLBACK")  # the queued BEGIN and INSERT run, then the clean-up
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+
+    await insert("after")
+    async with engine.connect() as connection:
+        bodies = (await connection.execute(text("SELECT body FROM notes"))).scalars().all()
+    assert bodies == ["after"]
+    other.execute("BEGIN IMMEDIATE")  # nobody holds the write lock
+    other.execute("ROLLBACK")
+    other.close()
