@@ -175,13 +175,21 @@ async def test_a_burst_is_stored_in_a_few_transactions_and_each_message_answered
         if statement.startswith("INSERT INTO inbound_events"):
             stores.append(len(params) if many else 1)
 
+    def refused(context: Any) -> None:
+        # A store refused SQLite's write lock (its BEGIN IMMEDIATE goes with the INSERT) stored
+        # nothing; the front asks again, and that store is the one counted.
+        if (context.statement or "").startswith("INSERT INTO inbound_events"):
+            stores.pop()
+
     # Every engine: on SQLite the front stores with a connection of its own (a burst writer).
     event.listen(Engine, "before_cursor_execute", note)
+    event.listen(Engine, "handle_error", refused)
     try:
         roots = await asyncio.gather(*(slack.user_posts(CUSTOMERS, CUSTOMER, f"burst {n}")
                                        for n in range(30)))
     finally:
         event.remove(Engine, "before_cursor_execute", note)
+        event.remove(Engine, "handle_error", refused)
     assert all(delivery_of(slack, ts).status == 200 for ts in roots)
     # Stores that arrive while one commits go together in the next transaction.
     assert sum(stores) == 30 and len(stores) <= 10, stores
