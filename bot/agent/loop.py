@@ -45,6 +45,7 @@ from bot.agent.tools import (
 )
 from bot.agent.triage import STRUCTURED_INSTRUCTIONS, Router, parse_structured_answer
 from bot.config import AppConfig
+from bot.pipeline.outbox import Outbox
 from bot.pipeline.streaming import AnswerStreams
 from bot.toolkit import texts
 from bot.toolkit.blocks import draft_blocks, human_request_blocks
@@ -117,8 +118,12 @@ class Agent:
     def __init__(self, config: AppConfig, sessions: async_sessionmaker[AsyncSession],
                  model: ModelClient, posts: PostQueue, handover: Handover, *,
                  router: Router | None = None, streams: AnswerStreams | None = None,
-                 knowledge_base: KnowledgeBase | None = None) -> None:
+                 knowledge_base: KnowledgeBase | None = None,
+                 outbox: Outbox | None = None) -> None:
+        """`outbox`: the worker's, which sends a step's posts right after it (the answer's
+        post is then claimed with the answer, see `_record_result`)."""
         self._config = config
+        self._outbox = outbox
         self._streams = streams
         self._knowledge = knowledge_base
         self._sessions = sessions
@@ -408,7 +413,12 @@ class Agent:
                                         clear_holding=False)  # cleared below
             if not self._config.channels.is_draft(conversation.channel_id):
                 await self._clear_holding_reaction(session, conversation, history)
+            # The worker sends these posts next: their first one's claim commits here.
+            early = (await self._outbox.claim_first_in(session, conversation.id)
+                     if self._outbox is not None else None)
             await session.commit()
+        if self._outbox is not None:
+            self._outbox.keep_early_claim(early)
 
     async def _flag_contradictions(self, session: AsyncSession, conversation: Conversation,
                                    history: list[Message], offered: list[Offered]) -> None:

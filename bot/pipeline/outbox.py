@@ -10,9 +10,11 @@ the post in Slack (its message metadata carries the outbox key), so nothing is p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -61,6 +63,17 @@ ALREADY_DONE: dict[str, tuple[str, ...]] = {
 SENT, WAIT, DROPPED = "sent", "wait", "dropped"
 
 
+@dataclass(frozen=True)
+class EarlyClaim:
+    """A conversation's first pending post, claimed in the transaction that queued it (see
+    `Outbox.claim_first_in`), with the pending posts read there, in order."""
+
+    conversation_id: int
+    posts: list[OutboxPost]
+    attempt: int
+    claimed_at: float  # the event loop's time of the claim
+
+
 def backoff(attempts: int, retry_after: float | None) -> timedelta:
     """Wait before the next attempt: exponential with jitter, never sooner than Slack asked."""
     exponential = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** max(0, attempts - 1))
@@ -75,6 +88,7 @@ class Outbox:
         self._slack = slack
         self._posts = posts
         self._retry_for = retry_for
+        self._early: dict[int, EarlyClaim] = {}
 
     async def close(self) -> None:
         await close_web_client(self._slack.client)
@@ -99,16 +113,61 @@ class Outbox:
         post's result is committed with the next post's claim, and the last one is left in
         `session`'s open transaction for the caller to commit with its own bookkeeping (a
         crash before that commit leaves the post claimed and possibly sent: its retry looks
-        in Slack first)."""
+        in Slack first). A claim this process took early (`claim_first_in`) replaces the read
+        and the first post's claim."""
+        early = self._early.pop(conversation_id, None) if conversation_id is not None else None
+        if early is not None and not self._still_held(early):
+            early = None  # the sweep may have it by now: claim afresh (it waits its hold)
         while True:
             dropped = False
-            for post in await outbox_posts.pending_posts(session, conversation_id):
-                outcome = await self._attempt(session, post)
+            if early is not None:
+                posts = [await session.merge(post, load=False) for post in early.posts]
+            else:
+                posts = await outbox_posts.pending_posts(session, conversation_id)
+            for index, post in enumerate(posts):
+                claimed = early.attempt if early is not None and index == 0 else None
+                outcome = await self._attempt(session, post, claimed=claimed)
                 if outcome == WAIT:
                     return False
                 dropped = dropped or outcome == DROPPED
+            early = None
             if not dropped:
                 return True
+
+    async def claim_first_in(self, session: AsyncSession, conversation_id: int
+                             ) -> EarlyClaim | None:
+        """Claim the conversation's first pending post in `session`'s open transaction, which
+        queued it: the claim commits with the answer, one transaction fewer than claiming it
+        when sending. After that commit, `keep_early_claim` hands it to this process's next
+        `send_pending_in` of the conversation. None when the post cannot be sent at once
+        (it waits for another post's ts, a shared channel, a retry) or another sender has it."""
+        posts = await outbox_posts.pending_posts(session, conversation_id)
+        if not posts or not self._sendable_at_once(posts[0]):
+            return None
+        attempt = await outbox_posts.claim_post(session, posts[0].id, hold=ATTEMPT_HOLD)
+        if attempt is None:
+            return None
+        return EarlyClaim(conversation_id, posts, attempt, asyncio.get_running_loop().time())
+
+    def keep_early_claim(self, claim: EarlyClaim | None) -> None:
+        """Call once the transaction of `claim_first_in` has committed (a rolled-back claim
+        must never be used)."""
+        if claim is not None:
+            self._early[claim.conversation_id] = claim
+
+    def _sendable_at_once(self, post: OutboxPost) -> bool:
+        """A post whose attempt cannot turn into a wait before its call (see `_attempt`)."""
+        due = post.next_attempt_at is None or post.next_attempt_at <= utcnow()
+        return (due and post.method != STREAM_ORPHAN
+                and not str(post.args.get("ts", "")).startswith(POST_REF)
+                and not self._slack.is_held(post.args.get("channel")))
+
+    @staticmethod
+    def _still_held(claim: EarlyClaim) -> bool:
+        """Half the hold: the call, with its client timeout, ends well before anyone else
+        may try the post."""
+        age = asyncio.get_running_loop().time() - claim.claimed_at
+        return age < ATTEMPT_HOLD.total_seconds() / 2
 
     async def send_due(self) -> float | None:
         """Send every conversation's due posts (the sweep: after a crash, a restart, a retry);
@@ -142,10 +201,12 @@ class Outbox:
             return SENT
         return await self._attempt(session, post)
 
-    async def _attempt(self, session: AsyncSession, post: OutboxPost) -> str:
+    async def _attempt(self, session: AsyncSession, post: OutboxPost, *,
+                       claimed: int | None = None) -> str:
         """One attempt at a pending post read in `session`: claim (committed, with whatever
-        the transaction held), call, record (left for the caller to commit)."""
-        if post.next_attempt_at is not None and post.next_attempt_at > utcnow():
+        the transaction held), call, record (left for the caller to commit). `claimed`: the
+        attempt's number when the post was claimed already (`claim_first_in`)."""
+        if claimed is None and post.next_attempt_at is not None and post.next_attempt_at > utcnow():
             return WAIT
         conversation = LazyConversation(session, post.conversation_id)
         args = await self._resolve_args(post, conversation)
@@ -166,8 +227,10 @@ class Outbox:
         if post.method == STREAM_ORPHAN and post.conversation_id:
             args["known"] = await outbox_posts.sent_ts(session, post.conversation_id)
         read_attempts = post.attempts or 0
-        attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
-        await session.commit()
+        attempt = claimed
+        if attempt is None:
+            attempt = await outbox_posts.claim_post(session, post.id, hold=ATTEMPT_HOLD)
+            await session.commit()
         if attempt is None:
             return WAIT  # another sender has it, or it became not due
         # Another attempt since the post was read may have reached Slack: look first then too.

@@ -132,7 +132,7 @@ def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services
     streams = AnswerStreams(sessions, outbox_slack, config.slack, busy=worker.queueing)
     agent = Agent(config, sessions, model, posts, handoff,
                   router=build_router(config, model, sessions), streams=streams,
-                  knowledge_base=knowledge_base)
+                  knowledge_base=knowledge_base, outbox=outbox)
     staff_replies = StaffReplies(config, sessions, slack, people, handoff, posts)
     holding = HoldingReaction(sessions, posts, outbox, after=config.slack.holding_reaction_after)
     inbox = Inbox(config=config, slack=slack, people=people, intake=intake,

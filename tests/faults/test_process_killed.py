@@ -149,3 +149,34 @@ async def test_a_bot_killed_after_slack_accepted_its_post_does_not_post_it_twice
     posts = bot_posts(slack, CUSTOMERS, root)
     assert [m["text"] for m in posts] == ["answer to question once"]
     assert row.slack_ts == posts[0]["ts"]
+
+
+async def test_a_bot_killed_after_claiming_its_answer_posts_it_once_after_the_restart(
+        bot_process, slack, model, database_url):
+    model.default = echo
+    # The answer's post is claimed with the answer (one commit); Slack holds the call and
+    # never stores the post: the bot dies with the claim committed and nothing in Slack.
+    slack.fail_next("chat.postMessage", error="internal_error", status=500, delay=60)
+    await bot_process.start()
+    root = await slack.user_posts(CUSTOMERS, CUSTOMER, "question claimed")
+    engine = create_engine(database_url)
+    sessions = create_session_factory(engine)
+
+    async def answer_row() -> OutboxPost | None:
+        async with sessions() as session:
+            return (await session.execute(select(OutboxPost).where(
+                OutboxPost.key.like("answer:%")))).scalar_one_or_none()
+    try:
+        await wait_until(answer_row, lambda row: row is not None and row.attempts == 1,
+                         timeout=30)
+        bot_process.kill()
+        await bot_process.process.wait()
+        await bot_process.start()
+        # The claim's hold passes, the retry looks in Slack, finds nothing, posts once.
+        row = await wait_until(answer_row, lambda row: row.status == "sent", timeout=60)
+    finally:
+        await engine.dispose()
+
+    posts = bot_posts(slack, CUSTOMERS, root)
+    assert [m["text"] for m in posts] == ["answer to question claimed"]
+    assert (row.attempts, row.slack_ts) == (2, posts[0]["ts"])
