@@ -51,8 +51,10 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any, *,
 def _sqlite_connect(dbapi_connection: Any, record: Any, *, busy_ms: int = SQLITE_BUSY_MS
                     ) -> None:
     _enable_sqlite_pragmas(dbapi_connection, record, busy_ms=busy_ms)
-    # Transactions are begun by hand, as BEGIN IMMEDIATE (`sqlite_driver.begin_immediate`).
+    # Transactions are begun by hand, as BEGIN IMMEDIATE (`sqlite_driver.begin_immediate`),
+    # which waits for the write lock itself, asking often.
     dbapi_connection.isolation_level = None
+    dbapi_connection.wait_for_write_lock(busy_ms / 1000)
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -14,6 +14,12 @@ read: every transaction begins with `BEGIN IMMEDIATE` (`begin_immediate`, SQLAlc
 "begin" event). The BEGIN goes with the transaction's first statement, in its hop. If SQLite
 refuses the lock, that statement fails with the OperationalError the BEGIN raised.
 
+While another writer (another process) holds the write lock, the BEGIN is asked again on the
+connection's thread every 50 µs at first and at most every millisecond, for the connection's
+`lock_wait` (`wait_for_write_lock`). SQLite's own busy handler sleeps 1, 2, 5 … up to 100 ms
+between tries, so a writer that had waited a little then slept through most of the next
+writers' turns: two worker processes answered no more than one.
+
 Everything else is SQLAlchemy's adapter unchanged: commit, rollback (the pool's reset of a
 connection given back stays a hop of its own, even after a commit: a statement cancelled before
 it ran may still be queued on the thread, and the rollback must come after it), isolation
@@ -24,6 +30,7 @@ stay `sqlite+aiosqlite://`.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -37,16 +44,37 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.engine import Connection
 
 BEGIN = "BEGIN IMMEDIATE"
+FIRST_LOCK_POLL_SECONDS = 0.00005
+MAX_LOCK_POLL_SECONDS = 0.001
 
 Outcome = tuple[Any, list[Any] | None, int | None, int]
 
 
-def _run_statement(connection: sqlite3.Connection, begin: bool,
+def _begin(connection: sqlite3.Connection, lock_wait: float) -> None:
+    """On the connection's thread: BEGIN IMMEDIATE, asked again while another writer holds the
+    write lock, for `lock_wait` seconds at most (then SQLite's "database is locked")."""
+    poll, deadline = FIRST_LOCK_POLL_SECONDS, None
+    while True:
+        try:
+            connection.execute(BEGIN)
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + lock_wait
+            if now >= deadline:
+                raise
+        time.sleep(poll)
+        poll = min(poll * 2, MAX_LOCK_POLL_SECONDS)
+
+
+def _run_statement(connection: sqlite3.Connection, begin: float | None,
                    execute: Callable[[sqlite3.Cursor], object]) -> Outcome:
-    """On the connection's thread: begin if asked, run the statement, and return its
-    description, rows, lastrowid and rowcount."""
-    if begin:
-        connection.execute(BEGIN)
+    """On the connection's thread: begin if asked (`begin`: how long to wait for the write
+    lock), run the statement, and return its description, rows, lastrowid and rowcount."""
+    if begin is not None:
+        _begin(connection, begin)
     cursor = connection.cursor()
     try:
         execute(cursor)
@@ -73,7 +101,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         # isolation level). Every SQLite test runs every statement through here.
         adapted: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection
-        begin = adapted.take_pending_begin()
+        begin = adapted.lock_wait if adapted.take_pending_begin() else None
         try:
             description, rows, lastrowid, rowcount = self.await_(
                 connection._execute(_run_statement, connection._conn, begin, execute))
@@ -90,11 +118,21 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_begin_pending",)
+    __slots__ = ("_begin_pending", "lock_wait")
 
     def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
         super().__init__(dbapi, connection)
         self._begin_pending = False
+        self.lock_wait = 0.0
+
+    def wait_for_write_lock(self, seconds: float) -> None:
+        """How long a transaction's BEGIN waits for the write lock; the waiting is this
+        module's from here on, not SQLite's busy handler (which only BEGIN IMMEDIATE needs:
+        the statements after it hold the lock already)."""
+        self.lock_wait = seconds
+        cursor = self.cursor()
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.close()
 
     def begin_with_next_statement(self) -> None:
         self._begin_pending = True
@@ -106,7 +144,8 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
         if server_side:  # SQLAlchemy's own cursor, which knows nothing of the pending BEGIN
             if self.take_pending_begin():
-                self.await_(self._connection.execute(BEGIN))
+                self.await_(self._connection._execute(_begin, self._connection._conn,
+                                                      self.lock_wait))
             return super().cursor(server_side=True)
         return OneHopCursor(self)
 

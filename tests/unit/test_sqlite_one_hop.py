@@ -6,16 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from storage.db import burst_writer, close_burst_writer, create_engine, is_unavailable
-from storage.sqlite_driver import OneHopDBAPI
+from storage.db import (
+    _sqlite_connect,
+    burst_writer,
+    close_burst_writer,
+    create_engine,
+    is_unavailable,
+)
+from storage.sqlite_driver import OneHopDBAPI, begin_immediate, one_hop_dbapi
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -189,3 +200,74 @@ async def test_a_statement_cancelled_while_it_waits_for_the_lock_commits_nothing
     other.execute("BEGIN IMMEDIATE")  # nobody holds the write lock
     other.execute("ROLLBACK")
     other.close()
+
+
+async def test_a_transaction_waits_for_a_write_lock_held_elsewhere_then_writes(engine, tmp_path):
+    """The BEGIN asks again on the connection's thread while another writer holds the lock
+    (SQLite's busy handler is off: `PRAGMA busy_timeout` is 0), and writes once it is free."""
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0,
+                            check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def insert() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES ('waited')"))
+
+    waiting = asyncio.create_task(insert())
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # still asking
+    await asyncio.to_thread(other.execute, "COMMIT")
+    await waiting
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("PRAGMA busy_timeout")) == 0
+        assert (await connection.execute(text("SELECT body FROM notes"))).scalars().all() == [
+            "waited"]
+    other.close()
+
+
+async def test_a_write_lock_held_past_the_wait_is_unavailable(tmp_path):
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'short.db'}",
+                                 module=one_hop_dbapi())
+    event.listen(engine.sync_engine, "connect", partial(_sqlite_connect, busy_ms=200))
+    event.listen(engine.sync_engine, "begin", begin_immediate)
+    other = sqlite3.connect(tmp_path / "short.db", isolation_level=None, timeout=0,
+                            check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(exc.OperationalError, match="locked") as raised:
+            async with engine.begin() as connection:
+                await connection.execute(text("SELECT 1"))
+        assert is_unavailable(raised.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await engine.dispose()
+
+
+WRITER = """
+import asyncio, sys
+from sqlalchemy import text
+from storage.db import create_engine
+
+async def main(url, name):
+    engine = create_engine(url)
+    for n in range(150):
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"),
+                                     {"b": f"{name} {n}"})
+    await engine.dispose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_two_processes_writing_at_once_both_land_every_transaction(engine, tmp_path):
+    url = f"sqlite:///{tmp_path / 'hops.db'}"
+    writers = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, url, name, cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE) for name in ("first", "second")]
+    for writer in writers:
+        _, err = await writer.communicate()
+        assert writer.returncode == 0, err.decode()[-2000:]
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("SELECT count(*) FROM notes")) == 300
