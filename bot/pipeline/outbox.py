@@ -121,7 +121,8 @@ class Outbox:
         while True:
             dropped = False
             if early is not None:
-                posts = [await session.merge(post, load=False) for post in early.posts]
+                posts = early.posts  # read in a session now closed: this one takes them on
+                session.add_all(posts)
             else:
                 posts = await outbox_posts.pending_posts(session, conversation_id)
             for index, post in enumerate(posts):
