@@ -59,7 +59,7 @@ def _begin(connection: sqlite3.Connection, lock_wait: float) -> None:
             connection.execute(BEGIN)
             return
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # its extended codes too
                 raise
             now = time.monotonic()
             deadline = deadline if deadline is not None else now + lock_wait

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 # How long one attempt holds its post: longer than the Slack client's timeout, so a slow call
 # is never overtaken; short, so a post whose sender died is retried within seconds.
 ATTEMPT_HOLD = timedelta(seconds=20)
+# How long a claim taken with its post (`claim_first_in`) is used: its call (15 s at most, the
+# client's timeout) must still end inside the hold. A worker sends within milliseconds.
+EARLY_CLAIM_USABLE_SECONDS = 2.0
 # A stream's message is dated by Slack, its row by us: allow for the clocks' difference.
 ORPHAN_CLOCK_SKEW_SECONDS = 5.0
 FIRST_BACKOFF_SECONDS = 1.0
@@ -165,10 +168,9 @@ class Outbox:
 
     @staticmethod
     def _still_held(claim: EarlyClaim) -> bool:
-        """Half the hold: the call, with its client timeout, ends well before anyone else
-        may try the post."""
+        """Young enough that its call ends before anyone else may try the post."""
         age = asyncio.get_running_loop().time() - claim.claimed_at
-        return age < ATTEMPT_HOLD.total_seconds() / 2
+        return age < EARLY_CLAIM_USABLE_SECONDS
 
     async def send_due(self) -> float | None:
         """Send every conversation's due posts (the sweep: after a crash, a restart, a retry);
