@@ -119,7 +119,7 @@ class Outbox:
         in Slack first). A claim this process took early (`claim_first_in`) replaces the read
         and the first post's claim."""
         early = self._early.pop(conversation_id, None) if conversation_id is not None else None
-        if early is not None and not self._still_held(early):
+        if early is not None and not self._usable(early):
             early = None  # the sweep may have it by now: claim afresh (it waits its hold)
         while True:
             dropped = False
@@ -167,7 +167,7 @@ class Outbox:
                 and not self._slack.is_held(post.args.get("channel")))
 
     @staticmethod
-    def _still_held(claim: EarlyClaim) -> bool:
+    def _usable(claim: EarlyClaim) -> bool:
         """Young enough that its call ends before anyone else may try the post."""
         age = asyncio.get_running_loop().time() - claim.claimed_at
         return age < EARLY_CLAIM_USABLE_SECONDS

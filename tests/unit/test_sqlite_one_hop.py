@@ -8,23 +8,16 @@ import asyncio
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import event, exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import (
-    _sqlite_connect,
-    burst_writer,
-    close_burst_writer,
-    create_engine,
-    is_unavailable,
-)
-from storage.sqlite_driver import OneHopDBAPI, begin_immediate, one_hop_dbapi
+from storage.db import burst_writer, close_burst_writer, create_engine, is_unavailable
+from storage.sqlite_driver import OneHopDBAPI
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,7 +179,7 @@ async def test_a_statement_cancelled_while_it_waits_for_the_lock_commits_nothing
             await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": body})
 
     cancelled = asyncio.create_task(insert("cancelled"))
-    await asyncio.sleep(0.2)  # its hop waits in SQLite's busy handler, on the thread
+    await asyncio.sleep(0.2)  # its hop waits for the write lock, on the thread
     cancelled.cancel()
     await asyncio.sleep(0.05)  # the task's clean-up waits behind its queued statement
     other.execute("ROLLBACK")  # the queued BEGIN and INSERT run, then the clean-up
@@ -225,12 +218,11 @@ async def test_a_transaction_waits_for_a_write_lock_held_elsewhere_then_writes(e
     other.close()
 
 
-async def test_a_write_lock_held_past_the_wait_is_unavailable(tmp_path):
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'short.db'}",
-                                 module=one_hop_dbapi())
-    event.listen(engine.sync_engine, "connect", partial(_sqlite_connect, busy_ms=200))
-    event.listen(engine.sync_engine, "begin", begin_immediate)
-    other = sqlite3.connect(tmp_path / "short.db", isolation_level=None, timeout=0,
+async def test_a_write_lock_held_past_the_wait_is_unavailable(engine, tmp_path):
+    async with engine.connect() as connection:  # the pool's one connection: a short wait
+        await connection.run_sync(
+            lambda sync: sync.connection.dbapi_connection.wait_for_write_lock(0.2))
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0,
                             check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     try:
@@ -241,7 +233,6 @@ async def test_a_write_lock_held_past_the_wait_is_unavailable(tmp_path):
     finally:
         other.execute("ROLLBACK")
         other.close()
-        await engine.dispose()
 
 
 WRITER = """
