@@ -25,6 +25,8 @@ SQLITE_BUSY_MS = 10_000  # how long a SQLite write waits for the file's write lo
 # How often a burst writer asks SQLite for the write lock again (see `burst_writer`).
 SQLITE_LOCK_POLL_SECONDS = 0.0005
 T = TypeVar("T")
+# sqlite3 connections are used from the event loop's thread too, never from two at once.
+_SQLITE_CONNECT_ARGS = {"timeout": 30, "check_same_thread": False}
 
 
 def async_url(url: str) -> URL:
@@ -48,21 +50,26 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any, *,
     cursor.close()
 
 
-def _sqlite_connect(dbapi_connection: Any, record: Any, *, busy_ms: int = SQLITE_BUSY_MS
-                    ) -> None:
+def _sqlite_connect(dbapi_connection: Any, record: Any, *, busy_ms: int = SQLITE_BUSY_MS,
+                    on_loop: bool = True) -> None:
     _enable_sqlite_pragmas(dbapi_connection, record, busy_ms=busy_ms)
     # Transactions are begun by hand, as BEGIN IMMEDIATE (`sqlite_driver.begin_immediate`),
     # which waits for the write lock itself, asking often.
     dbapi_connection.isolation_level = None
     dbapi_connection.wait_for_write_lock(busy_ms / 1000)
+    if on_loop:
+        dbapi_connection.run_statements_on_loop()
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, sqlite_on_loop: bool = True
+                  ) -> AsyncEngine:
     """An asyncio engine; SQLite runs in WAL mode with foreign keys enforced.
 
     SQLite: one connection per process (one writer: transactions queue in the process, in order,
     instead of racing for the file lock and sleep-polling in the busy handler), each transaction
-    BEGIN IMMEDIATE, each statement one hop to the connection's thread (`storage.sqlite_driver`).
+    BEGIN IMMEDIATE, each statement run on the event loop's thread, or with `sqlite_on_loop`
+    False one hop to the connection's thread, which a statement that reads much does not hold
+    the loop up for (`storage.sqlite_driver`).
     PostgreSQL: no pre-ping on every checkout (three round trips each); a connection that died
     is noticed by its next statement, which fails as "unavailable" and is retried like any
     outage (the worker's sweep, Slack's redelivery), and connections are recycled after an hour.
@@ -70,9 +77,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         engine = create_async_engine(target, module=one_hop_dbapi(),
-                                     connect_args={"timeout": 30}, pool_size=1,
+                                     connect_args=_SQLITE_CONNECT_ARGS, pool_size=1,
                                      max_overflow=0, pool_timeout=60)
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_connect,
+                                                            on_loop=sqlite_on_loop))
         event.listen(engine.sync_engine, "begin", begin_immediate)
         return engine
     return create_async_engine(target, pool_size=pool_size, max_overflow=pool_size,
@@ -89,7 +97,7 @@ def burst_writer(engine: AsyncEngine) -> AsyncEngine:
     if engine.dialect.name != "sqlite":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     writer = create_async_engine(engine.url, module=one_hop_dbapi(),
-                                 connect_args={"timeout": 0}, pool_size=1,
+                                 connect_args={**_SQLITE_CONNECT_ARGS, "timeout": 0}, pool_size=1,
                                  max_overflow=0, pool_timeout=60)
     event.listen(writer.sync_engine, "connect", partial(_sqlite_connect, busy_ms=0))
     event.listen(writer.sync_engine, "begin", begin_immediate)

@@ -20,11 +20,19 @@ connection's thread every 50 µs at first and at most every millisecond, for the
 between tries, so a writer that had waited a little then slept through most of the next
 writers' turns: two worker processes answered no more than one.
 
-Everything else is SQLAlchemy's adapter unchanged: commit, rollback (the pool's reset of a
-connection given back stays a hop of its own, even after a commit: a statement cancelled before
-it ran may still be queued on the thread, and the rollback must come after it), isolation
-level, termination. `storage.db` passes the adapter as the engine's DBAPI `module`, so URLs
-stay `sqlite+aiosqlite://`.
+On a connection told to `run_statements_on_loop`, a statement takes no hop at all: it runs on
+the event loop's thread, as does a rollback (SQLite answers either in tens of microseconds,
+less than a hop costs; a burst's answers took 0.7x the CPU). Three things still go to the
+connection's thread: a BEGIN that finds the write lock held elsewhere (the wait above must not
+stop the loop), every COMMIT (SQLite syncs the log to disk there, ~0.2 ms here and more on a
+slow disk, which the loop need not wait out), and anything while a hop is still under way
+there (one whose caller was cancelled goes on running: what follows it waits its turn on the
+thread, so a connection is never used from two threads at once). A statement that reads much
+stops the loop while it runs: `storage.db` keeps the hop for the engine of a Slack front
+whose acks share its loop with slow commands (reports).
+
+Everything else is SQLAlchemy's adapter unchanged: isolation level, termination. `storage.db`
+passes the adapter as the engine's DBAPI `module`, so URLs stay `sqlite+aiosqlite://`.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -48,6 +56,7 @@ FIRST_LOCK_POLL_SECONDS = 0.00005
 MAX_LOCK_POLL_SECONDS = 0.001
 
 Outcome = tuple[Any, list[Any] | None, int | None, int]
+T = TypeVar("T")
 
 
 def _begin(connection: sqlite3.Connection, lock_wait: float) -> None:
@@ -85,6 +94,26 @@ def _run_statement(connection: sqlite3.Connection, begin: float | None,
         cursor.close()
 
 
+def _run_here(connection: sqlite3.Connection, begin: bool,
+              execute: Callable[[sqlite3.Cursor], object]) -> Outcome | None:
+    """On the event loop's thread: `_run_statement`, beginning first if asked, without waiting;
+    None when another writer holds the write lock (nothing ran)."""
+    if begin:
+        try:
+            connection.execute(BEGIN)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            return None
+    return _run_statement(connection, None, execute)
+
+
+async def _now(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` as an awaitable that never suspends: SQLAlchemy's adapter runs what it
+    awaits on the loop's thread, and wants each statement to await something."""
+    return function(*args)
+
+
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ()
 
@@ -96,17 +125,19 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._run(lambda cursor: cursor.executemany(operation, seq_of_parameters))
 
     def _run(self, execute: Callable[[sqlite3.Cursor], object]) -> None:
-        # aiosqlite has no public "run this on the connection's thread"; `_execute` is what
-        # each of its own methods calls (SQLAlchemy's adapter reaches in likewise, for the
-        # isolation level). Every SQLite test runs every statement through here.
         adapted: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection
-        begin = adapted.lock_wait if adapted.take_pending_begin() else None
+        begin = adapted.take_pending_begin()
+        outcome = None
         try:
-            description, rows, lastrowid, rowcount = self.await_(
-                connection._execute(_run_statement, connection._conn, begin, execute))
+            if adapted.free_to_run_here():
+                outcome = self.await_(_now(_run_here, connection._conn, begin, execute))
+            if outcome is None:  # the write lock is taken: wait for it on the thread
+                outcome = adapted.hop(_run_statement, connection._conn,
+                                      adapted.lock_wait if begin else None, execute)
         except ValueError as error:  # a closed connection: an OperationalError, as SQLAlchemy's
             adapted._handle_exception(error)
+        description, rows, lastrowid, rowcount = outcome
         if description:
             self.description = description
             self.lastrowid = self.rowcount = -1
@@ -118,12 +149,15 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_begin_pending", "lock_wait")
+    __slots__ = ("_begin_pending", "_hops_done", "_hops_sent", "_on_loop", "lock_wait")
 
     def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
         super().__init__(dbapi, connection)
         self._begin_pending = False
         self.lock_wait = 0.0
+        self._on_loop = False
+        self._hops_sent = 0
+        self._hops_done = 0  # counted on the connection's thread as each hop ends
 
     def wait_for_write_lock(self, seconds: float) -> None:
         """How long a transaction's BEGIN waits for the write lock; the waiting is this
@@ -133,6 +167,30 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         cursor = self.cursor()
         cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
+
+    def run_statements_on_loop(self) -> None:
+        """From now on, statements and rollbacks run on the event loop's thread (see the
+        module's docstring); only after `wait_for_write_lock`, so that none can sleep in
+        SQLite's busy handler there."""
+        self._on_loop = True
+
+    def free_to_run_here(self) -> bool:
+        """True when this connection runs statements on the loop's thread and no hop is still
+        under way on its own."""
+        return self._on_loop and self._hops_done == self._hops_sent
+
+    def hop(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` on the connection's thread, counted until it has run there.
+        aiosqlite has no public "run this on the connection's thread"; `_execute` is what each
+        of its own methods calls (SQLAlchemy's adapter reaches in likewise)."""
+        self._hops_sent += 1
+        return self.await_(self._connection._execute(self._counted, function, *args))
+
+    def _counted(self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            return function(*args)
+        finally:
+            self._hops_done += 1
 
     def begin_with_next_statement(self) -> None:
         self._begin_pending = True
@@ -144,19 +202,27 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
         if server_side:  # SQLAlchemy's own cursor, which knows nothing of the pending BEGIN
             if self.take_pending_begin():
-                self.await_(self._connection._execute(_begin, self._connection._conn,
-                                                      self.lock_wait))
+                self.hop(_begin, self._connection._conn, self.lock_wait)
             return super().cursor(server_side=True)
         return OneHopCursor(self)
 
     def commit(self) -> None:
         if self.take_pending_begin():
             return  # no statement since the BEGIN was asked for: nothing began, nothing to send
-        super().commit()
+        try:
+            self.hop(self._connection._conn.commit)  # its sync to disk, off the loop
+        except Exception as error:  # noqa: BLE001 - as SQLAlchemy's adapter handles it
+            self._handle_exception(error)
 
     def rollback(self) -> None:
         self._begin_pending = False
-        super().rollback()
+        try:
+            if self.free_to_run_here():
+                self.await_(_now(self._connection._conn.rollback))
+            else:  # after what is still under way on the thread
+                self.hop(self._connection._conn.rollback)
+        except Exception as error:  # noqa: BLE001 - as SQLAlchemy's adapter handles it
+            self._handle_exception(error)
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

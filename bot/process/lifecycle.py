@@ -73,7 +73,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
     if migrate:
         await upgrade_async(config.database.url)
     await warm_up(config.chat_models)
-    services = build_services(config, sweep_seconds=sweep_seconds)
+    services = build_services(config, sweep_seconds=sweep_seconds, front_only=workers is not None)
     try:
         await check_slack_token(services)
         await check_support_channel(services)

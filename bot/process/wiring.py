@@ -105,8 +105,13 @@ class Services:
         await close_web_client(self.home_slack.client)
 
 
-def build_services(config: AppConfig, *, sweep_seconds: float = 5.0) -> Services:
-    engine = create_engine(config.database.url, pool_size=config.database_pool_size)
+def build_services(config: AppConfig, *, sweep_seconds: float = 5.0,
+                   front_only: bool = False) -> Services:
+    """Every service of one process. `front_only`: the Slack front of worker processes, whose
+    acks must not wait behind a long read (a report) on the event loop: its SQLite statements
+    keep to the connection's thread (`storage.db.create_engine`)."""
+    engine = create_engine(config.database.url, pool_size=config.database_pool_size,
+                           sqlite_on_loop=not front_only)
     sessions = create_session_factory(engine)
     slack = SlackGateway(make_web_client(token=config.slack.bot_token.get_secret_value(),
                                          api_url=config.slack.api_url))

@@ -1,12 +1,14 @@
-"""SQLite statements take one hop to the connection's thread (`storage.sqlite_driver`), and
-behave as SQLAlchemy's own aiosqlite adapter: rows, row counts, new ids, errors, a lock held
-elsewhere. (SQLite only by nature: PostgreSQL has no connection thread.)"""
+"""SQLite statements run on the event loop's thread, or take one hop to the connection's thread
+(`storage.sqlite_driver`), and behave as SQLAlchemy's own aiosqlite adapter either way: rows,
+row counts, new ids, errors, a lock held elsewhere, a task cancelled while it waits. (SQLite
+only by nature: PostgreSQL has no connection thread.)"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,17 @@ from storage.sqlite_driver import OneHopDBAPI
 ROOT = Path(__file__).resolve().parents[2]
 
 
+ON_LOOP, HOPPING = "on the loop", "hopping"
+
+
+@pytest.fixture(params=[ON_LOOP, HOPPING])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def engine(tmp_path: Any) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'hops.db'}")
+async def engine(tmp_path: Any, mode: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'hops.db'}", sqlite_on_loop=mode == ON_LOOP)
     async with engine.begin() as connection:
         await connection.execute(text(
             "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL UNIQUE)"))
@@ -39,7 +49,10 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     run_on_thread = aiosqlite.Connection._execute
 
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
+        name = getattr(fn, "__name__", repr(fn))
+        if name == "_counted":  # the adapter's own hops: what they run
+            name = getattr(args[0], "__name__", repr(args[0]))
+        calls.append(name)
         return await run_on_thread(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
@@ -51,15 +64,15 @@ async def test_the_engine_runs_sqlite_through_the_one_hop_adapter(engine):
     assert engine.url.drivername == "sqlite+aiosqlite"
 
 
-async def test_a_statement_is_one_hop(engine, hops):
+async def test_a_statement_is_one_hop_or_none(engine, hops, mode):
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
         hops.clear()
         await connection.execute(text("SELECT body FROM notes"))
-        assert hops == ["_run_statement"]
+        assert hops == ([] if mode == ON_LOOP else ["_run_statement"])
 
 
-async def test_a_transaction_of_two_statements_is_four_hops(engine, hops):
+async def test_a_transaction_of_two_statements_hops_for_its_commit(engine, hops, mode):
     async with engine.connect():  # the pool's connection, opened once
         pass
     hops.clear()
@@ -67,8 +80,10 @@ async def test_a_transaction_of_two_statements_is_four_hops(engine, hops):
         await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
         await connection.execute(text("SELECT body FROM notes"))
     # the two statements (BEGIN IMMEDIATE with the first), COMMIT, the pool's reset
-    # (SQLAlchemy's stock adapter, with the BEGIN as a statement of its own: sixteen)
-    assert hops == ["_run_statement", "_run_statement", "commit", "rollback"]
+    # (SQLAlchemy's stock adapter, with the BEGIN as a statement of its own: sixteen hops);
+    # on the loop only the COMMIT, which syncs the log to disk, goes to the thread
+    assert hops == (["commit"] if mode == ON_LOOP else
+                    ["_run_statement", "_run_statement", "commit", "rollback"])
 
 
 async def test_a_transaction_holds_the_write_lock_from_its_first_statement(engine, tmp_path):
@@ -82,13 +97,13 @@ async def test_a_transaction_holds_the_write_lock_from_its_first_statement(engin
     other.close()
 
 
-async def test_a_transaction_without_statements_sends_nothing(engine, hops):
+async def test_a_transaction_without_statements_sends_nothing(engine, hops, mode):
     async with engine.connect():  # the pool's connection, opened once
         pass
     hops.clear()
     async with engine.begin():
         pass
-    assert hops == ["rollback"]  # the pool's reset only
+    assert hops == ([] if mode == ON_LOOP else ["rollback"])  # the pool's reset only
 
 
 async def test_rows_counts_and_new_ids_are_read(engine):
@@ -125,7 +140,8 @@ async def test_a_bad_statement_leaves_the_connection_usable(engine):
         assert await connection.scalar(text("SELECT 1")) == 1
 
 
-async def test_a_write_lock_held_elsewhere_is_unavailable_and_waited_for(engine, tmp_path):
+async def test_a_write_lock_held_elsewhere_is_unavailable_to_the_burst_writer(engine,
+                                                                            tmp_path):
     writer = burst_writer(engine)
     other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0,
                             check_same_thread=False)
@@ -195,6 +211,55 @@ async def test_a_statement_cancelled_while_it_waits_for_the_lock_commits_nothing
     other.close()
 
 
+async def test_statements_wait_behind_a_hop_still_under_way(engine, tmp_path, hops, mode):
+    """A task cancelled while its BEGIN waits on the connection's thread leaves that hop
+    running (it inserts once the lock is free): what follows goes to the thread after it
+    (SQLAlchemy closes that connection there), and the next transaction writes alone."""
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0,
+                            check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def insert(body: str) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": body})
+
+    try:
+        cancelled = asyncio.create_task(insert("cancelled"))
+        await asyncio.sleep(0.1)  # waiting on the thread
+        hops.clear()
+        cancelled.cancel()
+        after = asyncio.create_task(insert("after"))
+        await asyncio.sleep(0.1)
+        assert not after.done()  # behind the waiting BEGIN
+    finally:
+        await asyncio.to_thread(other.execute, "ROLLBACK")
+    await after
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert "close" in hops  # after the insert, on the thread: it was never committed
+    async with engine.connect() as connection:
+        bodies = (await connection.execute(text("SELECT body FROM notes"))).scalars().all()
+    assert bodies == ["after"]
+    hops.clear()
+    async with engine.connect() as connection:  # the hop ended: back on the loop
+        await connection.execute(text("SELECT body FROM notes"))
+    assert hops == ([] if mode == ON_LOOP else ["_run_statement", "rollback"])
+    other.close()
+
+
+async def test_a_connection_runs_nothing_on_the_loop_while_a_hop_is_under_way(engine, mode):
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        assert adapted.free_to_run_here() is (mode == ON_LOOP)
+        under_way = asyncio.create_task(
+            connection.run_sync(lambda _: adapted.hop(time.sleep, 0.2)))
+        await asyncio.sleep(0.05)
+        assert not adapted.free_to_run_here()
+        await under_way
+        assert adapted.free_to_run_here() is (mode == ON_LOOP)
+
+
 async def test_a_transaction_waits_for_a_write_lock_held_elsewhere_then_writes(engine, tmp_path):
     """The BEGIN asks again on the connection's thread while another writer holds the lock
     (SQLite's busy handler is off: `PRAGMA busy_timeout` is 0), and writes once it is free."""
@@ -240,22 +305,23 @@ import asyncio, sys
 from sqlalchemy import text
 from storage.db import create_engine
 
-async def main(url, name):
-    engine = create_engine(url)
+async def main(url, name, on_loop):
+    engine = create_engine(url, sqlite_on_loop=on_loop == "on the loop")
     for n in range(150):
         async with engine.begin() as connection:
             await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"),
                                      {"b": f"{name} {n}"})
     await engine.dispose()
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(*sys.argv[1:]))
 """
 
 
-async def test_two_processes_writing_at_once_both_land_every_transaction(engine, tmp_path):
+async def test_two_processes_writing_at_once_both_land_every_transaction(engine, tmp_path,
+                                                                          mode):
     url = f"sqlite:///{tmp_path / 'hops.db'}"
     writers = [await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER, url, name, cwd=ROOT,
+        sys.executable, "-c", WRITER, url, name, mode, cwd=ROOT,
         stderr=asyncio.subprocess.PIPE) for name in ("first", "second")]
     for writer in writers:
         _, err = await writer.communicate()
