@@ -192,6 +192,18 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         finally:
             self._hops_done += 1
 
+    async def _terminate_graceful_close(self) -> None:
+        """Close the connection after what is queued on its thread, and end the thread.
+        SQLAlchemy runs this in a task of its own when a cancelled statement or commit
+        invalidates the connection, and ends the thread at once (`stop`) when the wait is
+        cancelled too; aiosqlite's `close` after that waits forever for a thread that is gone
+        (it hung a shutdown), so this asks the thread to stop only while it still runs."""
+        connection = self._connection
+        if connection._running:
+            stopped = connection.stop()  # closes the SQLite connection, then ends the thread
+            if stopped is not None:
+                await stopped
+
     def begin_with_next_statement(self) -> None:
         self._begin_pending = True
 

@@ -236,7 +236,7 @@ async def test_statements_wait_behind_a_hop_still_under_way(engine, tmp_path, ho
     await after
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert "close" in hops  # after the insert, on the thread: it was never committed
+    assert "create_function" in hops  # a new connection: the cancelled one was closed
     async with engine.connect() as connection:
         bodies = (await connection.execute(text("SELECT body FROM notes"))).scalars().all()
     assert bodies == ["after"]
@@ -258,6 +258,41 @@ async def test_a_connection_runs_nothing_on_the_loop_while_a_hop_is_under_way(en
         assert not adapted.free_to_run_here()
         await under_way
         assert adapted.free_to_run_here() is (mode == ON_LOOP)
+
+
+async def test_a_commit_cancelled_on_the_thread_closes_its_connection_and_leaves_no_task(
+        engine):
+    """A task cancelled while its COMMIT waits on the connection's thread: SQLAlchemy drops
+    the connection (a close in a task of its own, and when the task is cancelled again, the
+    thread stopped at once). Every task ends, nothing waits for a thread that is gone, and the
+    engine goes on."""
+    queued: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def write() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
+            adapted = (await connection.get_raw_connection()).dbapi_connection
+            # something slow ahead of the COMMIT on the thread
+            queued.set_result(asyncio.ensure_future(
+                adapted._connection._execute(time.sleep, 0.3)))
+            await asyncio.sleep(0)  # queued on the thread before the COMMIT
+
+    writing = asyncio.create_task(write())
+    slow = await queued
+    await asyncio.sleep(0.05)  # the COMMIT waits behind the sleep
+    writing.cancel()
+    await asyncio.sleep(0.05)  # SQLAlchemy's close of the connection waits on the thread too
+    writing.cancel()  # a shutdown cancels again
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+    await slow
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    _, waiting = await asyncio.wait(others, timeout=2) if others else (set(), set())
+    assert not waiting
+    async with engine.begin() as connection:  # a new connection
+        await connection.execute(text("INSERT INTO notes (body) VALUES ('b')"))
+    async with engine.connect() as connection:
+        assert "b" in (await connection.execute(text("SELECT body FROM notes"))).scalars().all()
 
 
 async def test_a_transaction_waits_for_a_write_lock_held_elsewhere_then_writes(engine, tmp_path):
