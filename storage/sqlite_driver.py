@@ -22,14 +22,16 @@ writers' turns: two worker processes answered no more than one.
 
 On a connection told to `run_statements_on_loop`, a statement takes no hop at all: it runs on
 the event loop's thread, as does a rollback (SQLite answers either in tens of microseconds,
-less than a hop costs; a burst's answers took 0.7x the CPU). Three things still go to the
+less than a hop costs; a burst's answers took 0.7-0.87x the CPU). Three things still go to the
 connection's thread: a BEGIN that finds the write lock held elsewhere (the wait above must not
 stop the loop), every COMMIT (SQLite syncs the log to disk there, ~0.2 ms here and more on a
 slow disk, which the loop need not wait out), and anything while a hop is still under way
 there (one whose caller was cancelled goes on running: what follows it waits its turn on the
 thread, so a connection is never used from two threads at once). A statement that reads much
 stops the loop while it runs: `storage.db` keeps the hop for the engine of a Slack front
-whose acks share its loop with slow commands (reports).
+whose acks share its loop with slow commands (reports). A connection that opens one of
+SQLAlchemy's server-side cursors (a streamed read; the bot makes none), whose every call is
+aiosqlite's own hop, keeps to its thread from then on.
 
 Everything else is SQLAlchemy's adapter unchanged: isolation level, termination. `storage.db`
 passes the adapter as the engine's DBAPI `module`, so URLs stay `sqlite+aiosqlite://`.
@@ -213,6 +215,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
         if server_side:  # SQLAlchemy's own cursor, which knows nothing of the pending BEGIN
+            self._on_loop = False  # nor of the hops under way: from now on, all of them
             if self.take_pending_begin():
                 self.hop(_begin, self._connection._conn, self.lock_wait)
             return super().cursor(server_side=True)

@@ -177,6 +177,8 @@ async def test_a_streamed_read_begins_its_transaction_too(engine, tmp_path):
     async with engine.begin() as connection:
         streamed = await connection.stream(text("SELECT body FROM notes ORDER BY id"))
         assert [row.body async for row in streamed] == ["a", "b"]
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        assert not adapted.free_to_run_here()  # a streaming connection keeps to its thread
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
     other.close()
