@@ -28,13 +28,16 @@ stop the loop), every COMMIT (SQLite syncs the log to disk there, ~0.2 ms here a
 slow disk, which the loop need not wait out), and anything while a hop is still under way
 there (one whose caller was cancelled goes on running: what follows it waits its turn on the
 thread, so a connection is never used from two threads at once). A statement that reads much
-stops the loop while it runs: `storage.db` keeps the hop for the engine of a Slack front
-whose acks share its loop with slow commands (reports). A connection that opens one of
+stops the loop while it runs: `storage.db.create_engine(sqlite_on_loop=False)` keeps the hop,
+for the Slack front of worker processes, whose acks share its loop with slow commands (reports;
+`bot.process.wiring` decides). A connection that opens one of
 SQLAlchemy's server-side cursors (a streamed read; the bot makes none), whose every call is
 aiosqlite's own hop, keeps to its thread from then on.
 
-Everything else is SQLAlchemy's adapter unchanged: isolation level, termination. `storage.db`
-passes the adapter as the engine's DBAPI `module`, so URLs stay `sqlite+aiosqlite://`.
+The graceful close of a dropped connection stops its thread only while it still runs (see
+`_terminate_graceful_close`). Everything else is SQLAlchemy's adapter unchanged: isolation
+level, forced termination. `storage.db` passes the adapter as the engine's DBAPI `module`, so
+URLs stay `sqlite+aiosqlite://`.
 """
 
 from __future__ import annotations
