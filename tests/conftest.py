@@ -107,13 +107,14 @@ BotFactory = Callable[..., Awaitable[RunningBot]]
 @pytest.fixture
 async def start(database_url: str, slack: SlackEmulator, model: ModelServer
                 ) -> AsyncIterator[BotFactory]:
-    """Start the real bot (HTTP mode) wired to the emulator; several calls = several replicas."""
+    """Start the real bot (HTTP mode) wired to the emulator; several calls = several replicas.
+    The sweeps look every half second unless `sweep_seconds` says otherwise."""
     running: list[RunningBot] = []
 
-    async def factory(**overrides: Any) -> RunningBot:
+    async def factory(*, sweep_seconds: float = 0.5, **overrides: Any) -> RunningBot:
         config = make_config(database_url=database_url, emulator=slack, model=model,
                              **overrides)
-        bot = await start_bot(config, http_port=0, sweep_seconds=0.5)
+        bot = await start_bot(config, http_port=0, sweep_seconds=sweep_seconds)
         slack.connect_http(f"http://127.0.0.1:{bot.http_port}{config.slack.http.path}")
         running.append(bot)
         return bot

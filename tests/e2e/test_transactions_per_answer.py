@@ -8,18 +8,24 @@ two of the stored delivery (its
 INSERT before the ack, a worker's claim; it is deleted with the message's record). This
 counts real commits on both databases; a change that adds a transaction to the hot path fails
 here first. Statements are counted too (each one a round trip and ~0.2-0.5 ms of CPU): those
-of committed transactions, so the sweep's read-only looks, which come and go with timing, are
-left out.
+of committed transactions, so the sweep's read-only looks are left out.
+
+What comes and goes with timing is kept out of the count, so that a loaded machine cannot fail
+it: the bot under test sweeps once an hour (a sweep that looks while the answer is under way
+kicks the conversation or the deliveries again: an empty claim or two), and a lease heartbeat
+(one statement every `HEARTBEAT_SECONDS` of a slow answer) is allowed for.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.pipeline.worker import HEARTBEAT_SECONDS
 from sandbox.model_server import Delay, Reply
 from tests.conftest import CUSTOMER, CUSTOMERS
 
@@ -27,11 +33,12 @@ from tests.conftest import CUSTOMER, CUSTOMERS
 # step read + pending row 1 · result + posts + the first post's claim 1 ·
 # post result + item outcome + lease release 1
 COMMITS_PER_ANSWER = 7
+QUIET_SWEEPS = 3600.0  # seconds: no sweep races the answer being counted
 
 
 async def warm_bot(start: Any, slack: Any, model: Any) -> Any:
     """A bot that has answered once (its caches warm), with no ⏳ and no timers to count."""
-    bot = await start(slack={"holding_reaction_after": "1h"},
+    bot = await start(sweep_seconds=QUIET_SWEEPS, slack={"holding_reaction_after": "1h"},
                       timers={"check_every": "1h"})
     model.script(Reply("Warm."), Reply("It is under Settings."))
     first = await slack.user_posts(CUSTOMERS, CUSTOMER, "Warm-up question?")
@@ -40,19 +47,23 @@ async def warm_bot(start: Any, slack: Any, model: Any) -> Any:
     return bot
 
 
-async def answer_one_question(bot: Any, slack: Any) -> None:
+async def answer_one_question(bot: Any, slack: Any) -> int:
+    """Ask and wait for the answer; the lease heartbeats its time allowed for (each one a
+    committed statement of its own)."""
+    began = time.monotonic()
     ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "Where is the setting?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts)
     await bot.services.idle()
+    return int((time.monotonic() - began) / HEARTBEAT_SECONDS)
 
 
 async def test_an_answer_takes_seven_commits(start, slack, model):
     bot = await warm_bot(start, slack, model)
     commits: list[str] = []
     event.listen(bot.services.engine.sync_engine, "commit", lambda _conn: commits.append("c"))
-    await answer_one_question(bot, slack)
+    heartbeats = await answer_one_question(bot, slack)
 
-    assert len(commits) <= COMMITS_PER_ANSWER, commits
+    assert len(commits) <= COMMITS_PER_ANSWER + heartbeats, commits
     assert len(commits) >= 4  # the count is real: intake, claim, result, post
 
 
@@ -87,9 +98,10 @@ class CommittedStatements:
 async def test_an_answer_takes_twenty_three_statements(start, slack, model):
     bot = await warm_bot(start, slack, model)
     counted = CommittedStatements(bot.services.engine)
-    await answer_one_question(bot, slack)
+    heartbeats = await answer_one_question(bot, slack)
 
-    assert len(counted.committed) <= STATEMENTS_PER_ANSWER, counted.committed
+    assert len(counted.committed) <= STATEMENTS_PER_ANSWER + heartbeats, "\n".join(
+        counted.committed)
     assert len(counted.committed) >= 12  # the count is real
 
 
@@ -101,7 +113,8 @@ RACING_WAKE_UP = 1
 
 
 async def test_a_slow_answer_and_its_hourglass_take_eleven_commits(start, slack, model):
-    bot = await start(slack={"holding_reaction_after": "0s"}, timers={"check_every": "1h"})
+    bot = await start(sweep_seconds=QUIET_SWEEPS, slack={"holding_reaction_after": "0s"},
+                      timers={"check_every": "1h"})
     model.script(Reply("Warm."), Delay(0.5, Reply("It is under Settings.")))
     first = await slack.user_posts(CUSTOMERS, CUSTOMER, "Warm-up question?")
     await slack.wait_for_message(CUSTOMERS, thread_ts=first)
