@@ -21,16 +21,19 @@ between tries, so a writer that had waited a little then slept through most of t
 writers' turns: two worker processes answered no more than one.
 
 On a connection told to `run_statements_on_loop`, a statement takes no hop at all: it runs on
-the event loop's thread, as does a rollback (SQLite answers either in tens of microseconds,
-less than a hop costs; a burst's answers took 0.7-0.87x the CPU). Three things still go to the
-connection's thread: a BEGIN that finds the write lock held elsewhere (the wait above must not
-stop the loop), every COMMIT (SQLite syncs the log to disk there, ~0.2 ms here and more on a
-slow disk, which the loop need not wait out), and anything while a hop is still under way
-there (one whose caller was cancelled goes on running: what follows it waits its turn on the
-thread, so a connection is never used from two threads at once). A statement that reads much
-stops the loop while it runs: `storage.db.create_engine(sqlite_on_loop=False)` keeps the hop,
-for the Slack front of worker processes, whose acks share its loop with slow commands (reports;
-`bot.process.wiring` decides). A connection that opens one of
+the event loop's thread, as do its COMMIT and a rollback (SQLite answers a statement in tens of
+microseconds, less than a hop costs; a burst's answers took 0.7-0.87x the CPU). The COMMIT
+syncs the log to disk while the loop waits, ~0.25 ms here: a hop for it cost more under load,
+since the connection's thread must win the GIL from a busy loop (up to its 5 ms switch interval)
+while the write lock stays held; a burst's answers took ~0.8x the CPU and came ~1.2x faster
+(docs/performance.md, twelfth session). Two things still go to the connection's thread: a
+BEGIN that finds the write lock held elsewhere (the wait above must not stop the loop), and
+anything while a hop is still under way there (one whose caller was cancelled goes on running:
+what follows it waits its turn on the thread, so a connection is never used from two threads
+at once). A statement that reads much, or a slow disk's sync, stops the loop while it runs:
+`storage.db.create_engine(sqlite_on_loop=False)` keeps the hops, for the Slack front of worker
+processes, whose acks share its loop with slow commands (reports; `bot.process.wiring`
+decides). A connection that opens one of
 SQLAlchemy's server-side cursors (a streamed read; the bot makes none), whose every call is
 aiosqlite's own hop, keeps to its thread from then on.
 
@@ -174,7 +177,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         cursor.close()
 
     def run_statements_on_loop(self) -> None:
-        """From now on, statements and rollbacks run on the event loop's thread (see the
+        """From now on, statements, commits and rollbacks run on the event loop's thread (see the
         module's docstring); only after `wait_for_write_lock`, so that none can sleep in
         SQLite's busy handler there."""
         self._on_loop = True
@@ -228,7 +231,10 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         if self.take_pending_begin():
             return  # no statement since the BEGIN was asked for: nothing began, nothing to send
         try:
-            self.hop(self._connection._conn.commit)  # its sync to disk, off the loop
+            if self.free_to_run_here():
+                self.await_(_now(self._connection._conn.commit))  # its sync to disk too
+            else:  # after what is still under way on the thread
+                self.hop(self._connection._conn.commit)
         except Exception as error:  # noqa: BLE001 - as SQLAlchemy's adapter handles it
             self._handle_exception(error)
 

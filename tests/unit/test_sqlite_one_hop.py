@@ -72,7 +72,7 @@ async def test_a_statement_is_one_hop_or_none(engine, hops, mode):
         assert hops == ([] if mode == ON_LOOP else ["_run_statement"])
 
 
-async def test_a_transaction_of_two_statements_hops_for_its_commit(engine, hops, mode):
+async def test_a_transaction_of_two_statements_is_no_hop_or_four(engine, hops, mode):
     async with engine.connect():  # the pool's connection, opened once
         pass
     hops.clear()
@@ -81,9 +81,33 @@ async def test_a_transaction_of_two_statements_hops_for_its_commit(engine, hops,
         await connection.execute(text("SELECT body FROM notes"))
     # the two statements (BEGIN IMMEDIATE with the first), COMMIT, the pool's reset
     # (SQLAlchemy's stock adapter, with the BEGIN as a statement of its own: sixteen hops);
-    # on the loop only the COMMIT, which syncs the log to disk, goes to the thread
-    assert hops == (["commit"] if mode == ON_LOOP else
+    # on the loop, all of them there, the COMMIT's sync to disk too
+    assert hops == ([] if mode == ON_LOOP else
                     ["_run_statement", "_run_statement", "commit", "rollback"])
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT body FROM notes"))).scalars().all() == [
+            "a"]
+
+
+async def test_a_commit_waits_behind_a_hop_still_under_way(engine, hops, mode):
+    """On the loop too, a COMMIT asked for while a hop is under way on the connection's thread
+    goes there after it, never beside it."""
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        slow = queue_counted_hop(adapted, time.sleep, 0.2)
+        await asyncio.sleep(0)  # under way on the thread
+        hops.clear()
+    assert hops == ["commit"] + ([] if mode == ON_LOOP else ["rollback"])
+    await slow
+
+
+def queue_counted_hop(adapted: Any, function: Any, *args: Any) -> asyncio.Future[Any]:
+    """`adapted.hop(function, *args)` from a plain task: queued on the connection's thread and
+    counted as under way until it has run (`hop` itself awaits through SQLAlchemy's
+    greenlet)."""
+    adapted._hops_sent += 1
+    return asyncio.ensure_future(adapted._connection._execute(adapted._counted, function, *args))
 
 
 async def test_a_transaction_holds_the_write_lock_from_its_first_statement(engine, tmp_path):
@@ -275,8 +299,7 @@ async def test_a_commit_cancelled_on_the_thread_closes_its_connection_and_leaves
             await connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
             adapted = (await connection.get_raw_connection()).dbapi_connection
             # something slow ahead of the COMMIT on the thread
-            queued.set_result(asyncio.ensure_future(
-                adapted._connection._execute(time.sleep, 0.3)))
+            queued.set_result(queue_counted_hop(adapted, time.sleep, 0.3))
             await asyncio.sleep(0)  # queued on the thread before the COMMIT
 
     writing = asyncio.create_task(write())
