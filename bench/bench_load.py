@@ -33,6 +33,7 @@ import contextlib
 import json
 import platform
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -211,6 +212,25 @@ async def run_alternating(database: str, setups: Sequence[tuple[str, int, str]],
     return phases
 
 
+def round_ratios(phases: Sequence[Phase], labels: Sequence[str], rounds: int
+                 ) -> dict[str, float]:
+    """Side by side, the first label being the bare app: each bot set-up's throughput and CPU
+    ratios against the bare app's burst of the same round, and their medians over the rounds
+    (a shared machine's speed drifts between rounds more than the ratio does)."""
+    figures: dict[str, float] = {}
+    for label in labels[1:]:
+        throughput, cpu = [], []
+        for n in range(rounds):
+            bare, bot = (phases[n * len(labels) + labels.index(x)] for x in (labels[0], label))
+            throughput.append(bare.answered_per_s / bot.answered_per_s)
+            cpu.append(bot.cpu_ms_per_answer / bare.cpu_ms_per_answer)
+        for name, values in (("throughput bare/bot", throughput), ("CPU bot/bare", cpu)):
+            figures[f"{label}: {name}, median of {rounds} rounds"] = statistics.median(values)
+            figures[f"{label}: {name}, lowest round"] = min(values)
+            figures[f"{label}: {name}, highest round"] = max(values)
+    return figures
+
+
 def median_rate(phases: Sequence[Phase], label: str, figure: str = "answered_per_s") -> float:
     values = sorted(getattr(p, figure) for p in phases if p.app == label)
     return values[len(values) // 2] if values else 0.0
@@ -312,8 +332,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="bursts sent to each set-up in turn when set-ups are compared "
                              "side by side (replicas; variants with --side-by-side)")
     parser.add_argument("--side-by-side", action="store_true",
-                        help="variants: run the bot and every --variant side by side and "
-                             "send them the burst in turn, --rounds times (medians compared)")
+                        help="run the bare app, the bot and every --variant side by side and "
+                             "send them the burst in turn, --rounds times: each round's ratios "
+                             "against that round's bare app, and their medians")
     parser.add_argument("--no-replicas", dest="replicas", action="store_false",
                         help="skip the two-replica burst on PostgreSQL")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
@@ -348,14 +369,16 @@ async def main(argv: list[str] | None = None) -> dict[str, float]:
         name = db_name(database)
         profile = args.profile / f"{name}.txt" if args.profile else None
         phases += await run_app("bot", database, f"bot {name}", args, profile)
-        if args.side_by_side and args.variant:
-            setups = [("bot", 1, f"bot {name} (side by side)")] + [
+        if args.side_by_side:
+            setups = [("bare", 1, "bare (side by side)"),
+                      ("bot", 1, f"bot {name} (side by side)")] + [
                 (f"bot:{v}", 1, f"bot {name} [{v}]") for v in args.variant]
             compared = await run_alternating(database, setups, args)
             phases += compared
+            two_vs_one |= round_ratios(compared, [label for _, _, label in setups], args.rounds)
             for figure in ("answered_per_s", "cpu_ms_per_answer", "ack_p99_ms"):
-                base = median_rate(compared, setups[0][2], figure)
-                for _, _, label in setups[1:]:
+                base = median_rate(compared, setups[1][2], figure)
+                for _, _, label in setups[2:]:
                     two_vs_one[f"{label} / bot: {figure}, median of {args.rounds}"] = (
                         median_rate(compared, label, figure) / base if base else 0.0)
         else:

@@ -14,26 +14,27 @@ read: every transaction begins with `BEGIN IMMEDIATE` (`begin_immediate`, SQLAlc
 "begin" event). The BEGIN goes with the transaction's first statement, in its hop. If SQLite
 refuses the lock, that statement fails with the OperationalError the BEGIN raised.
 
-While another writer (another process) holds the write lock, the BEGIN is asked again on the
-connection's thread every 50 µs at first and at most every millisecond, for the connection's
-`lock_wait` (`wait_for_write_lock`). SQLite's own busy handler sleeps 1, 2, 5 … up to 100 ms
-between tries, so a writer that had waited a little then slept through most of the next
-writers' turns: two worker processes answered no more than one.
+While another writer (another process) holds the write lock, the BEGIN is asked again every
+50 µs at first and at most every millisecond, for the connection's `lock_wait`
+(`wait_for_write_lock`). SQLite's own busy handler sleeps 1, 2, 5 … up to 100 ms between tries,
+so a writer that had waited a little then slept through most of the next writers' turns: two
+worker processes answered no more than one.
 
 On a connection told to `run_statements_on_loop`, a statement takes no hop at all: it runs on
 the event loop's thread, as do its COMMIT and a rollback (SQLite answers a statement in tens of
-microseconds, less than a hop costs; a burst's answers took 0.7-0.87x the CPU). The COMMIT
-syncs the log to disk while the loop waits, ~0.25 ms here: a hop for it cost more under load,
-since the connection's thread must win the GIL from a busy loop (up to its 5 ms switch interval)
-while the write lock stays held; a burst's answers took ~0.8x the CPU and came ~1.2x faster
-(docs/performance.md, twelfth session). Two things still go to the connection's thread: a
-BEGIN that finds the write lock held elsewhere (the wait above must not stop the loop), and
-anything while a hop is still under way there (one whose caller was cancelled goes on running:
-what follows it waits its turn on the thread, so a connection is never used from two threads
-at once). A statement that reads much, or a slow disk's sync, stops the loop while it runs:
-`storage.db.create_engine(sqlite_on_loop=False)` keeps the hops, for the Slack front of worker
-processes, whose acks share its loop with slow commands (reports; `bot.process.wiring`
-decides). A connection that opens one of
+microseconds, less than a hop costs; a burst's answers took 0.7-0.87x the CPU), and a BEGIN
+that finds the write lock held waits there too, between tries in `asyncio.sleep`, so the loop
+runs its other tasks meanwhile. Under load a hop costs more than its own work: the connection's
+thread must win the GIL from a busy loop (up to its 5 ms switch interval), and the loop must
+come back for the result, while the write lock stays held. The COMMIT syncs the log to disk
+while the loop waits, ~0.25 ms here; its hop had cost more (docs/performance.md, twelfth
+session). What goes to the connection's thread there is only what comes while a hop is still
+under way (one whose caller was cancelled goes on running: what follows it waits its turn on
+the thread, so a connection is never used from two threads at once). A statement that reads
+much, or a slow disk's sync, stops the loop while it runs:
+`storage.db.create_engine(sqlite_on_loop=False)` keeps every statement, COMMIT and wait on the
+connection's thread, for the Slack front of worker processes, whose acks share its loop with
+slow commands (reports; `bot.process.wiring` decides). A connection that opens one of
 SQLAlchemy's server-side cursors (a streamed read; the bot makes none), whose every call is
 aiosqlite's own hop, keeps to its thread from then on.
 
@@ -45,10 +46,11 @@ URLs stay `sqlite+aiosqlite://`.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -67,23 +69,34 @@ Outcome = tuple[Any, list[Any] | None, int | None, int]
 T = TypeVar("T")
 
 
+def _lock_pauses(lock_wait: float) -> Iterator[float]:
+    """The pauses between tries of a BEGIN IMMEDIATE that finds the write lock held by another
+    writer: 50 µs at first, doubling up to a millisecond, for `lock_wait` seconds in all."""
+    deadline, pause = time.monotonic() + lock_wait, FIRST_LOCK_POLL_SECONDS
+    while time.monotonic() < deadline:
+        yield pause
+        pause = min(pause * 2, MAX_LOCK_POLL_SECONDS)
+
+
+def _try_begin(connection: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE; False when another writer holds the write lock (nothing began)."""
+    try:
+        connection.execute(BEGIN)
+        return True
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # its extended codes too
+            raise
+        return False
+
+
 def _begin(connection: sqlite3.Connection, lock_wait: float) -> None:
     """On the connection's thread: BEGIN IMMEDIATE, asked again while another writer holds the
     write lock, for `lock_wait` seconds at most (then SQLite's "database is locked")."""
-    poll, deadline = FIRST_LOCK_POLL_SECONDS, None
-    while True:
-        try:
-            connection.execute(BEGIN)
+    for pause in _lock_pauses(lock_wait):
+        if _try_begin(connection):
             return
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # its extended codes too
-                raise
-            now = time.monotonic()
-            deadline = deadline if deadline is not None else now + lock_wait
-            if now >= deadline:
-                raise
-        time.sleep(poll)
-        poll = min(poll * 2, MAX_LOCK_POLL_SECONDS)
+        time.sleep(pause)
+    connection.execute(BEGIN)  # the last try: SQLite's own error if the lock is still held
 
 
 def _run_statement(connection: sqlite3.Connection, begin: float | None,
@@ -106,13 +119,8 @@ def _run_here(connection: sqlite3.Connection, begin: bool,
               execute: Callable[[sqlite3.Cursor], object]) -> Outcome | None:
     """On the event loop's thread: `_run_statement`, beginning first if asked, without waiting;
     None when another writer holds the write lock (nothing ran)."""
-    if begin:
-        try:
-            connection.execute(BEGIN)
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
-            return None
+    if begin and not _try_begin(connection):
+        return None
     return _run_statement(connection, None, execute)
 
 
@@ -136,11 +144,10 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         adapted: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
         connection: aiosqlite.Connection = self._connection
         begin = adapted.take_pending_begin()
-        outcome = None
         try:
             if adapted.free_to_run_here():
-                outcome = self.await_(_now(_run_here, connection._conn, begin, execute))
-            if outcome is None:  # the write lock is taken: wait for it on the thread
+                outcome = adapted.run_here(begin, execute)
+            else:
                 outcome = adapted.hop(_run_statement, connection._conn,
                                       adapted.lock_wait if begin else None, execute)
         except ValueError as error:  # a closed connection: an OperationalError, as SQLAlchemy's
@@ -186,6 +193,19 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         """True when this connection runs statements on the loop's thread and no hop is still
         under way on its own."""
         return self._on_loop and self._hops_done == self._hops_sent
+
+    def run_here(self, begin: bool, execute: Callable[[sqlite3.Cursor], object]) -> Outcome:
+        """On the loop's thread: the statement, begun first if asked. While another writer
+        holds the write lock, the BEGIN is asked again after a pause on the loop (its other
+        tasks run meanwhile), for `lock_wait` at most."""
+        connection: sqlite3.Connection = self._connection._conn
+        pauses = _lock_pauses(self.lock_wait)
+        while (outcome := self.await_(_now(_run_here, connection, begin, execute))) is None:
+            pause = next(pauses, None)
+            if pause is None:  # the last try: SQLite's own error if the lock is still held
+                return self.await_(_now(_run_statement, connection, 0.0, execute))
+            self.await_(asyncio.sleep(pause))
+        return outcome
 
     def hop(self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` on the connection's thread, counted until it has run there.

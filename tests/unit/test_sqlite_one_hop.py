@@ -320,9 +320,13 @@ async def test_a_commit_cancelled_on_the_thread_closes_its_connection_and_leaves
         assert "b" in (await connection.execute(text("SELECT body FROM notes"))).scalars().all()
 
 
-async def test_a_transaction_waits_for_a_write_lock_held_elsewhere_then_writes(engine, tmp_path):
-    """The BEGIN asks again on the connection's thread while another writer holds the lock
-    (SQLite's busy handler is off: `PRAGMA busy_timeout` is 0), and writes once it is free."""
+async def test_a_transaction_waits_for_a_write_lock_held_elsewhere_then_writes(
+        engine, tmp_path, hops, mode):
+    """The BEGIN asks again while another writer holds the lock (SQLite's busy handler is off:
+    `PRAGMA busy_timeout` is 0), on the loop between pauses that let other tasks run, or on the
+    connection's thread, and writes once it is free."""
+    async with engine.connect():  # the pool's connection, opened once
+        pass
     other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0,
                             check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
@@ -331,11 +335,13 @@ async def test_a_transaction_waits_for_a_write_lock_held_elsewhere_then_writes(e
         async with engine.begin() as connection:
             await connection.execute(text("INSERT INTO notes (body) VALUES ('waited')"))
 
+    hops.clear()
     waiting = asyncio.create_task(insert())
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # this task runs: the wait does not hold the loop
     assert not waiting.done()  # still asking
     await asyncio.to_thread(other.execute, "COMMIT")
     await waiting
+    assert hops == ([] if mode == ON_LOOP else ["_run_statement", "commit", "rollback"])
     async with engine.connect() as connection:
         assert await connection.scalar(text("PRAGMA busy_timeout")) == 0
         assert (await connection.execute(text("SELECT body FROM notes"))).scalars().all() == [
