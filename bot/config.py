@@ -155,8 +155,7 @@ class WorkerSettings(_Section):
     # `python -m bot run` answers Slack (stores each event, then acks) in its own process and
     # runs the work (the listeners, model steps, outbox posts, timers) in this many worker
     # processes, so an ack never waits behind model work. "auto": one per core (they run at a
-    # lower CPU priority than the front), one on SQLite (one writer); 0: everything in one
-    # process.
+    # lower CPU priority than the front); 0: everything in one process.
     processes: int | Literal["auto"] = "auto"
     # How often a worker looks for work nobody was woken for (after a crash, a lost wake-up).
     sweep_every: timedelta = timedelta(seconds=5)
@@ -181,14 +180,12 @@ class WorkerSettings(_Section):
             raise ValueError("must be longer than 0s")
         return every
 
-    def process_count(self, database_url: str = "") -> int:
-        """Worker processes to start: `processes`, with "auto" one per core, and one on SQLite
-        (one writer: on two cores a second worker process answered a burst 1.16x faster, at
-        1.15x the CPU an answer and twice the ack p99, as the front's stores wait behind two
-        writers). The front only stores deliveries, a few transactions per burst, and the
-        workers are niced below it: on two cores, two worker processes answered a PostgreSQL
-        burst 1.3-1.5x faster than one, with acks still far inside Slack's 3 s; one worker
-        process beside the front acks a SQLite burst 4x faster than one process doing both
+    def process_count(self) -> int:
+        """Worker processes to start: `processes`, with "auto" one per core. The front only
+        stores deliveries, a few transactions per burst, and the workers are niced below it:
+        on two cores, two worker processes answered a burst 1.3-1.5x faster than one on
+        PostgreSQL, and 1.3-1.6x on SQLite since its writers wait for the write lock on the
+        event loop (at ~1.1x the CPU an answer), with acks far inside Slack's 3 s
         (docs/performance.md)."""
         if self.processes != "auto":
             return int(self.processes)
@@ -196,7 +193,7 @@ class WorkerSettings(_Section):
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             cores = os.cpu_count() or 1
-        return 1 if database_url.startswith("sqlite") else max(1, cores)
+        return max(1, cores)
 
 
 def _duration(value: Any) -> timedelta:

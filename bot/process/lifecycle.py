@@ -163,7 +163,7 @@ async def run_forever(config: AppConfig, config_path: str | None = None) -> None
     `workers.processes` > 0 the work runs in that many worker processes (bot/process/workers.py)."""
     # Before any worker process starts: they inherit the folder, one scrape sums them all.
     shared_metrics = metrics.share_across_processes()
-    count = config.workers.process_count(config.database.url) if config_path else 0
+    count = config.workers.process_count() if config_path else 0
     workers = WorkerProcesses(config_path, count) if config_path and count else None
     try:
         bot = await start_bot(config, sweep_seconds=config.workers.sweep_every.total_seconds(),

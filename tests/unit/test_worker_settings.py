@@ -1,5 +1,5 @@
 """`workers.processes`, `workers.sweep_every` and `slack.holding_reaction_after`: validated,
-"auto" sized to the cores, at most one on SQLite."""
+"auto" sized to the cores, on either database."""
 
 from __future__ import annotations
 
@@ -17,19 +17,16 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def test_auto_is_one_per_core_and_one_on_sqlite():
+def test_auto_is_one_per_core():
     workers = parse_config({}).workers
     assert workers.processes == "auto"
-    assert workers.process_count(PG) == cores()
-    assert workers.process_count("sqlite:///bot.db") == 1
+    assert workers.process_count() == cores()
 
 
-def test_a_number_is_taken_as_it_is_on_either_database():
+def test_a_number_is_taken_as_it_is():
     for raw in (2, "2"):
-        workers = parse_config({"workers": {"processes": raw}}).workers
-        assert workers.process_count(PG) == 2
-        assert workers.process_count("sqlite:///bot.db") == 2
-    assert parse_config({"workers": {"processes": 0}}).workers.process_count(PG) == 0
+        assert parse_config({"workers": {"processes": raw}}).workers.process_count() == 2
+    assert parse_config({"workers": {"processes": 0}}).workers.process_count() == 0
 
 
 @pytest.mark.parametrize("section", [
