@@ -199,13 +199,16 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         holds the write lock, the BEGIN is asked again after a pause on the loop (its other
         tasks run meanwhile), for `lock_wait` at most."""
         connection: sqlite3.Connection = self._connection._conn
-        pauses = _lock_pauses(self.lock_wait)
-        while (outcome := self.await_(_now(_run_here, connection, begin, execute))) is None:
-            pause = next(pauses, None)
-            if pause is None:  # the last try: SQLite's own error if the lock is still held
-                return self.await_(_now(_run_statement, connection, 0.0, execute))
+        outcome = self.await_(_now(_run_here, connection, begin, execute))
+        if outcome is not None:
+            return outcome
+        for pause in _lock_pauses(self.lock_wait):
             self.await_(asyncio.sleep(pause))
-        return outcome
+            outcome = self.await_(_now(_run_here, connection, True, execute))
+            if outcome is not None:
+                return outcome
+        # the last try: SQLite's own "database is locked" if the lock is still held
+        return self.await_(_now(_run_statement, connection, 0.0, execute))
 
     def hop(self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` on the connection's thread, counted until it has run there.

@@ -210,9 +210,10 @@ async def test_a_streamed_read_begins_its_transaction_too(engine, tmp_path):
 
 async def test_a_statement_cancelled_while_it_waits_for_the_lock_commits_nothing(engine,
                                                                                  tmp_path):
-    """A task cancelled mid-statement (a shutdown, a timeout) while its BEGIN IMMEDIATE and
-    INSERT still wait on the connection's thread: once they run, nothing of them is kept, the
-    file's lock is not left held, and the engine goes on working."""
+    """A task cancelled mid-statement (a shutdown, a timeout) while its BEGIN IMMEDIATE waits
+    for the write lock (on the loop; hopping, queued with its INSERT on the connection's thread,
+    where they run once the lock is free): nothing of them is kept, the file's lock is not left
+    held, and the engine goes on working."""
     other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0)
     other.execute("BEGIN IMMEDIATE")
 
@@ -221,7 +222,7 @@ async def test_a_statement_cancelled_while_it_waits_for_the_lock_commits_nothing
             await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": body})
 
     cancelled = asyncio.create_task(insert("cancelled"))
-    await asyncio.sleep(0.2)  # its hop waits for the write lock, on the thread
+    await asyncio.sleep(0.2)  # waiting for the write lock
     cancelled.cancel()
     await asyncio.sleep(0.05)  # the task's clean-up waits behind its queued statement
     other.execute("ROLLBACK")  # the queued BEGIN and INSERT run, then the clean-up
@@ -238,9 +239,10 @@ async def test_a_statement_cancelled_while_it_waits_for_the_lock_commits_nothing
 
 
 async def test_statements_wait_behind_a_hop_still_under_way(engine, tmp_path, hops, mode):
-    """A task cancelled while its BEGIN waits on the connection's thread leaves that hop
-    running (it inserts once the lock is free): what follows goes to the thread after it
-    (SQLAlchemy closes that connection there), and the next transaction writes alone."""
+    """A task cancelled while its BEGIN waits for the write lock: hopping, that hop goes on
+    running (it inserts once the lock is free) and what follows goes to the thread after it
+    (SQLAlchemy closes that connection there); on the loop the wait ends with the task. Either
+    way the cancelled connection is closed and the next transaction writes alone."""
     other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0,
                             check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
