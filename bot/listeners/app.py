@@ -7,9 +7,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 
 from bot.config import AppConfig
 from bot.listeners import (
@@ -89,6 +94,23 @@ class MeasuredApp(AsyncApp):
     async def handle_stored(self, req: AsyncBoltRequest) -> BoltResponse:
         """Run the listeners on a stored delivery (already counted and acknowledged)."""
         return await super().async_dispatch(req)
+
+
+async def share_identity(app: AsyncApp, slack: SlackGateway) -> None:
+    """Give Bolt's single-workspace authorization the auth.test answer this process asks once
+    (`SlackGateway.auth_test`). Bolt asks Slack on its first request and keeps the answer, but
+    every request that comes before that answer asks too: a cold worker process asked 13 times
+    for a burst of 6 messages. If Slack cannot answer now, Bolt asks on its first request, as
+    it would have."""
+    try:
+        answer = await slack.auth_test()
+    except (SlackApiError, aiohttp.ClientError, OSError) as error:
+        log.warning("could not ask Slack who the bot is yet (%s); the first event will",
+                    type(error).__name__)
+        return
+    for middleware in app._async_middleware_list:  # Bolt keeps no public handle on it
+        if isinstance(middleware, AsyncSingleTeamAuthorization):
+            middleware.auth_test_result = answer
 
 
 def build_app(parts: ListenerParts) -> AsyncApp:

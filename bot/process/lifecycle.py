@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.agent.model import warm_up
 from bot.config import AppConfig, ConfigError
-from bot.listeners.app import build_app
+from bot.listeners.app import build_app, share_identity
 from bot.process.heap import freeze_start_up_heap
 from bot.process.http_server import build_ops_app, build_web_app, start_site
 from bot.process.ops import MetricsExporter, Readiness
@@ -81,6 +81,7 @@ async def start_bot(config: AppConfig, *, migrate: bool = True, http_port: int |
         await services.close()
         raise
     app = build_app(services.listener_parts())
+    await share_identity(app, services.slack)
     bot = RunningBot(services=services, app=app)
     if workers is not None:
         services.worker.forward_kicks(workers.kick)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from bot.agent.model import warm_up
 from bot.config import AppConfig
-from bot.listeners.app import build_app
+from bot.listeners.app import build_app, share_identity
 from bot.process.heap import freeze_start_up_heap
 from bot.process.scheduler import FollowUpScheduler
 from bot.process.wiring import build_services
@@ -141,7 +141,8 @@ async def run_worker_process(config: AppConfig, index: int) -> None:
         os.nice(WORKER_NICENESS)  # the front's acks come first when the cores are busy
     await warm_up(config.chat_models)
     services = build_services(config, sweep_seconds=config.workers.sweep_every.total_seconds())
-    build_app(services.listener_parts())  # the listeners stored deliveries are handed to
+    app = build_app(services.listener_parts())  # the listeners stored deliveries are handed to
+    await share_identity(app, services.slack)
     services.worker.start()
     services.deliveries.start()
     services.support_channel.start()

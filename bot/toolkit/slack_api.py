@@ -26,6 +26,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.toolkit import metrics
 
@@ -138,18 +139,24 @@ class SlackGateway:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
-        self._bot_user_id: str | None = None
-        self._team_id: str | None = None
+        self._auth_test: AsyncSlackResponse | None = None
+        self._asking_auth_test = asyncio.Lock()
         # Set by the support channel watch: True for a channel whose posts must wait.
         self.holds: Callable[[str], bool] = lambda channel: False
 
+    async def auth_test(self) -> AsyncSlackResponse:
+        """Slack's auth.test answer for the bot's token, asked once: callers that come while it
+        is being asked wait for that answer (a failed ask is asked again by the next caller)."""
+        if self._auth_test is None:
+            async with self._asking_auth_test:
+                if self._auth_test is None:
+                    self._auth_test = await self.client.auth_test()
+        return self._auth_test
+
     async def identity(self) -> tuple[str, str]:
-        """(bot user id, team id) from auth.test, cached."""
-        if self._bot_user_id is None:
-            response = await self.client.auth_test()
-            self._bot_user_id = response["user_id"]
-            self._team_id = response.get("team_id", "")
-        return self._bot_user_id or "", self._team_id or ""
+        """(bot user id, team id) from auth.test, asked once."""
+        response = await self.auth_test()
+        return str(response["user_id"] or ""), str(response.get("team_id") or "")
 
     async def bot_user_id(self) -> str:
         return (await self.identity())[0]

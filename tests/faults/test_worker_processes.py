@@ -115,12 +115,17 @@ async def test_worker_processes_are_woken_for_each_message(split_bot, slack, mod
     await bot.start()
     assert len(bot.worker_pids()) == 2
 
-    roots = [await slack.user_posts(CUSTOMERS, CUSTOMER, f"question {n}") for n in range(6)]
+    # at once, to cold worker processes
+    roots = await asyncio.gather(*(slack.user_posts(CUSTOMERS, CUSTOMER, f"question {n}")
+                                   for n in range(6)))
     for n, ts in enumerate(roots):
         wanted = f"answer to question {n}"
         await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=60,
                                      predicate=lambda m, w=wanted: m["text"] == w)
     assert [len(bot_posts(slack, CUSTOMERS, ts)) for ts in roots] == [1] * 6
+    # Each process asked Slack who the bot is once, at its start: not once for each of the
+    # first events its Bolt app authorized at the same time.
+    assert len(slack.calls_to("auth.test")) <= 3, len(slack.calls_to("auth.test"))
 
     await bot.stop()
     assert bot.process.returncode == 0
@@ -171,3 +176,25 @@ async def test_a_killed_worker_process_is_replaced_and_nothing_is_lost(split_bot
                                      predicate=lambda m, w=wanted: m["text"] == w)
     await asyncio.sleep(1.0)  # a second answer, were one coming, would be sent by now
     assert [len(bot_posts(slack, CUSTOMERS, ts)) for ts in roots] == [1] * 4
+
+
+async def test_a_worker_process_that_cannot_ask_who_the_bot_is_still_answers(split_bot, slack,
+                                                                              model):
+    """Slack refuses the auth.test a (restarted) worker process asks at its start: it says so
+    and runs, and its Bolt app asks again with the first event, which is answered."""
+    bot = split_bot(processes=1, sweep_every="1h")
+    model.default = echo
+    await bot.start()
+    [worker] = bot.worker_pids()
+    slack.fail_next("auth.test", error="fatal_error")
+    os.kill(worker, signal.SIGKILL)
+    for _ in range(600):
+        if bot.log.read_text().count("worker process 0 running") == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert "could not ask Slack who the bot is yet (SlackApiError)" in bot.log.read_text()
+
+    ts = await slack.user_posts(CUSTOMERS, CUSTOMER, "question 0")
+    await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=60,
+                                 predicate=lambda m: m["text"] == "answer to question 0")
+    assert len(bot_posts(slack, CUSTOMERS, ts)) == 1
