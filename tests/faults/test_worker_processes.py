@@ -198,3 +198,35 @@ async def test_a_worker_process_that_cannot_ask_who_the_bot_is_still_answers(spl
     await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=60,
                                  predicate=lambda m: m["text"] == "answer to question 0")
     assert len(bot_posts(slack, CUSTOMERS, ts)) == 1
+
+
+async def test_one_of_two_worker_processes_killed_mid_answer_loses_nothing(split_bot, slack,
+                                                                            model):
+    """The default on two cores, SQLite's too since both wait for the write lock on their
+    loops: one worker process killed while answers are under way in both (it may hold SQLite's
+    write lock). The other goes on, the dead one is started again, and every message is
+    answered exactly once."""
+    bot = split_bot(processes=2, sweep_every="1s")
+    model.default = lambda request: Delay(2.0, echo)  # slow model: the kill lands mid-answer
+    await bot.start()
+    first, second = bot.worker_pids()
+    roots = list(await asyncio.gather(*(slack.user_posts(CUSTOMERS, CUSTOMER, f"question {n}")
+                                        for n in range(4))))
+    await model.wait_for_request(timeout=30)
+
+    os.kill(first, signal.SIGKILL)
+    model.default = echo
+    for _ in range(600):
+        if len(pids := bot.worker_pids()) == 2 and first not in pids:
+            break
+        await asyncio.sleep(0.1)
+    assert second in bot.worker_pids() and first not in bot.worker_pids()
+    assert "exited with -9; starting it again" in bot.log.read_text()
+
+    roots.append(await slack.user_posts(CUSTOMERS, CUSTOMER, "question 4"))
+    for n, ts in enumerate(roots):
+        wanted = f"answer to question {n}"
+        await slack.wait_for_message(CUSTOMERS, thread_ts=ts, timeout=90,
+                                     predicate=lambda m, w=wanted: m["text"] == w)
+    await asyncio.sleep(1.0)  # a second answer, were one coming, would be sent by now
+    assert [len(bot_posts(slack, CUSTOMERS, ts)) for ts in roots] == [1] * 5
