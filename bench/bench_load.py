@@ -219,12 +219,10 @@ def round_ratios(phases: Sequence[Phase], labels: Sequence[str], rounds: int
     (a shared machine's speed drifts between rounds more than the ratio does)."""
     figures: dict[str, float] = {}
     for label in labels[1:]:
-        throughput, cpu = [], []
-        for n in range(rounds):
-            bare, bot = (phases[n * len(labels) + labels.index(x)] for x in (labels[0], label))
-            throughput.append(bare.answered_per_s / bot.answered_per_s)
-            cpu.append(bot.cpu_ms_per_answer / bare.cpu_ms_per_answer)
-        for name, values in (("throughput bare/bot", throughput), ("CPU bot/bare", cpu)):
+        each_round = [ratios(*(phases[n * len(labels) + labels.index(x)]
+                               for x in (labels[0], label))) for n in range(rounds)]
+        for name in ("throughput bare/bot", "CPU/answer bot/bare"):
+            values = [r[name] for r in each_round]
             figures[f"{label}: {name}, median of {rounds} rounds"] = statistics.median(values)
             figures[f"{label}: {name}, lowest round"] = min(values)
             figures[f"{label}: {name}, highest round"] = max(values)
