@@ -156,6 +156,40 @@ async def test_a_constraint_error_is_sqlalchemys_and_the_transaction_is_rolled_b
     assert count == 0
 
 
+async def test_a_commit_that_fails_writes_nothing_and_frees_the_write_lock(engine, tmp_path,
+                                                                           hops, mode):
+    """A COMMIT SQLite refuses (here a deferred foreign key, checked only at COMMIT; a full
+    disk or an I/O error fails there too) is SQLAlchemy's error, and the transaction it leaves
+    open is rolled back: nothing written, the write lock free for other writers, and the
+    connection used again as before (on the loop: still no hop)."""
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE cases (id INTEGER PRIMARY KEY)"))
+        await connection.execute(text(
+            "CREATE TABLE replies (id INTEGER PRIMARY KEY, case_id INTEGER NOT NULL "
+            "REFERENCES cases (id) DEFERRABLE INITIALLY DEFERRED)"))
+    hops.clear()
+    with pytest.raises(exc.IntegrityError, match="FOREIGN KEY"):
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES ('kept?')"))
+            await connection.execute(text("INSERT INTO replies (case_id) VALUES (7)"))
+    assert ("commit" in hops) == (mode == HOPPING)  # where the refused COMMIT ran
+
+    other = sqlite3.connect(tmp_path / "hops.db", isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # the write lock is free again
+    other.execute("ROLLBACK")
+    other.close()
+    hops.clear()
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO cases (id) VALUES (7)"))
+        await connection.execute(text("INSERT INTO replies (case_id) VALUES (7)"))
+        await connection.execute(text("INSERT INTO notes (body) VALUES ('after')"))
+    async with engine.connect() as connection:
+        notes = (await connection.execute(text("SELECT body FROM notes"))).scalars().all()
+    assert notes == ["after"]
+    if mode == ON_LOOP:
+        assert hops == []
+
+
 async def test_a_bad_statement_leaves_the_connection_usable(engine):
     async with engine.connect() as connection:
         with pytest.raises(exc.OperationalError):
