@@ -15,6 +15,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm
 
+from bot.agent.model_setup import run_model_set_up_on_loop
 from bot.config import LlmSettings
 from bot.toolkit import metrics
 
@@ -247,10 +248,13 @@ def _price_at_zero(name: str) -> None:
 
 
 async def warm_up(models: Iterable[str] = ()) -> None:
-    """Pay litellm's one-time costs at start-up, not on customers' first messages: its lazy
-    imports, its streaming path, and for each chat model given, its price (a model its table
-    does not know is entered at zero, and litellm's first call after that costs ~0.3 s of CPU).
-    Nothing leaves the process (mock answers)."""
+    """Make litellm ready on this process's loop, at start-up, not on customers' first
+    messages: its request set-up for OpenAI-compatible models runs on the loop from now on
+    (`bot.agent.model_setup`), and its one-time costs are paid: its lazy imports, its streaming
+    path, and for each chat model given, its price (a model its table does not know is entered
+    at zero, and litellm's first call after that costs ~0.3 s of CPU). Nothing leaves the
+    process (mock answers)."""
+    run_model_set_up_on_loop()
     hi = [{"role": "user", "content": "hi"}]
     await litellm.acompletion(
         model="openai/warm-up", messages=hi, mock_response="ok",
