@@ -1,7 +1,8 @@
 """litellm's request set-up for an OpenAI-compatible model on the event loop's own thread.
 
 `litellm.acompletion` builds each request with its synchronous `completion` (parameters, the
-provider's request body, its client) and runs that in the loop's default executor, a thread.
+provider's request body, its client) and runs that in the loop's default executor, a thread;
+`litellm.aembedding` likewise with `embedding`.
 For a provider whose calls are async that set-up is only Python, which holds the GIL whether
 it runs on a thread or on the loop; on a thread it costs a hand-over of the GIL both ways,
 and under a burst the thread waits for a busy loop to let go of the GIL (up to its 5 ms switch
@@ -25,6 +26,7 @@ import litellm
 import litellm.main
 
 ON_LOOP_PROVIDERS = frozenset({"openai"})
+SET_UPS = (litellm.main.completion, litellm.main.embedding)
 
 
 @functools.lru_cache(maxsize=256)
@@ -37,11 +39,12 @@ def _provider(model: str) -> str | None:
 
 def set_up_on_loop(fn: Callable[..., Any]) -> bool:
     """True for litellm's request set-up of a model in `ON_LOOP_PROVIDERS`: what
-    `acompletion` hands the executor is `partial(context.run, partial(completion, ...))`."""
+    `acompletion` hands the executor is `partial(context.run, partial(completion, ...))`
+    (`aembedding`: `embedding`), the model among the keywords."""
     if not isinstance(fn, functools.partial) or not fn.args:
         return False
     call = fn.args[0]
-    if not isinstance(call, functools.partial) or call.func is not litellm.main.completion:
+    if not isinstance(call, functools.partial) or call.func not in SET_UPS:
         return False
     model = call.keywords.get("model")
     return isinstance(model, str) and _provider(model) in ON_LOOP_PROVIDERS

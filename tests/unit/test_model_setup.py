@@ -43,6 +43,14 @@ async def test_an_openai_compatible_call_is_set_up_on_the_loop(executor):
     assert threads_started(executor) == 0
 
 
+async def test_an_openai_compatible_embedding_is_set_up_on_the_loop(executor):
+    embedded = await litellm.aembedding(model="openai/text-embedding-3-small",
+                                        input=["Where is the setting?"],
+                                        mock_response=[0.25, 0.5])
+    assert embedded.data[0]["embedding"] == [0.25, 0.5]
+    assert threads_started(executor) == 0
+
+
 async def test_a_set_up_that_fails_raises_to_the_caller_as_before(executor):
     with pytest.raises(Exception, match="has no attribute 'get'"):
         await litellm.acompletion(model="openai/support-model", messages="not a list",
