@@ -7,11 +7,15 @@ from tests.conftest import CUSTOMERS, STAFF, SUPPORT, bot_posts
 from tests.e2e.followup_helpers import QUESTION, ask, honest, the_request, timers
 
 ESCALATION = "C0ESCALATE"
+# Long enough for the question's card to be posted and its ts recorded first (the link is to
+# it): 1s was not, once, on a loaded CI machine; an escalation then carries no link.
+ESCALATE_AFTER = "3s"
 
 
 async def test_escalation_goes_to_the_escalation_channel_with_a_link(start, slack, model):
     slack.add_channel(ESCALATION, "support-escalations", members=[STAFF])
-    bot = await start(timers=timers(escalate_after="1s"), channels={"escalation": ESCALATION})
+    bot = await start(timers=timers(escalate_after=ESCALATE_AFTER),
+                      channels={"escalation": ESCALATION})
     ts, post = await ask(slack, model, honest("Yes, you can have a refund."))
 
     escalated = await slack.wait_for_message(ESCALATION)
@@ -33,7 +37,7 @@ async def test_escalation_goes_to_the_escalation_channel_with_a_link(start, slac
 
 async def test_without_an_escalation_channel_it_is_posted_at_the_support_top_level(
         start, slack, model):
-    bot = await start(timers=timers(escalate_after="1s"))
+    bot = await start(timers=timers(escalate_after=ESCALATE_AFTER))
     _, post = await ask(slack, model)
 
     escalated = await slack.wait_for_message(SUPPORT, predicate=lambda m: "has waited" in m["text"])
